@@ -1,0 +1,88 @@
+# iommufd no-IOMMU mode for the VFIO cdev, on Linux 6.12: the harness.
+# 'make run' boots the patched kernel and shows a userspace driver doing DMA;
+# 'make test' runs every test on a plain and a debug kernel.
+
+# The base: Debian's linux-source-6.12, pinned by version and sha256.
+BASE_VERSION := 6.12.117-1~deb12u1
+BASE_SHA256  := e849faf31ca3555757f3a8877cb01af92122f744f75d1f3102734651c4e14703
+
+B       := build
+TREE    := $(B)/linux
+DEB     := $(B)/dl/linux-source-6.12_$(BASE_VERSION)_all.deb
+KERNELS := plain debug
+FRAGS_plain := configs/base.config
+FRAGS_debug := configs/base.config configs/debug.config
+# Seconds a guest may take to boot and finish, and its memory.
+TIMEOUT_plain := 600
+TIMEOUT_debug := 1500
+MEM     := 2G
+
+JOBS    ?= $(shell nproc)
+KCC     := $(if $(shell command -v ccache),ccache gcc,gcc)
+KMAKE    = $(MAKE) -s -C $(TREE) ARCH=x86_64 CC="$(KCC)" -j$(JOBS)
+
+# kernel-% and test-% are pattern rules, so not in .PHONY (make skips
+# pattern rules for phony targets); no file has their names.
+.PHONY: all run test deps tree retree export guest clean distclean help
+.DELETE_ON_ERROR:
+
+all: kernel-plain
+
+help:
+	@echo "make run      build and boot the patched kernel, show a driver doing DMA"
+	@echo "make test     all tests on the plain and the debug kernel"
+	@echo "make tree     make $(TREE): base + patches/ (git am)"
+	@echo "make export   write $(TREE)'s commits back to patches/"
+	@echo "make retree   throw $(TREE) away and make it again"
+	@echo "make kernel-plain / kernel-debug / guest / test-plain / test-debug"
+
+deps:
+	@scripts/deps.sh
+
+$(DEB):
+	scripts/fetch-base.sh $(BASE_VERSION) $(BASE_SHA256) $(B)/dl
+
+tree: deps $(DEB)
+	@scripts/fetch-base.sh $(BASE_VERSION) $(BASE_SHA256) $(B)/dl
+	@scripts/tree.sh $(DEB) $(TREE) patches
+
+retree:
+	rm -rf $(TREE)
+	$(MAKE) tree
+
+export:
+	scripts/export.sh $(TREE) patches
+
+# A build directory is configured again only when a fragment is newer.
+.SECONDEXPANSION:
+$(B)/%/.config: $$(FRAGS_$$*) | tree
+	scripts/config.sh $(TREE) $(B)/$* $(FRAGS_$*)
+
+kernel-%: tree $(B)/%/.config
+	@echo "build: $* kernel"
+	@$(KMAKE) O=$(abspath $(B)/$*) bzImage
+
+# Test programs are built against the patched tree's uapi headers.
+guest: kernel-plain
+	@$(KMAKE) O=$(abspath $(B)/plain) headers_install >/dev/null
+	@scripts/guest.sh $(TREE) $(B)/plain/usr/include $(B)/guest
+
+run: deps kernel-plain guest
+	scripts/qemu.sh $(B)/plain/arch/x86/boot/bzImage $(B)/guest/initramfs.cpio \
+		run $(B)/plain/run.log $(TIMEOUT_plain) $(MEM)
+
+test-%: deps kernel-% guest
+	@rc=0; scripts/qemu.sh $(B)/$*/arch/x86/boot/bzImage $(B)/guest/initramfs.cpio \
+		test $(B)/$*/console.log $(TIMEOUT_$*) $(MEM) || rc=$$?; \
+	scripts/verdict.sh $* $(B)/$*/console.log $$rc
+
+test: deps
+	@rm -f $(foreach k,$(KERNELS),$(B)/$(k)/console.log.counts)
+	@for k in $(KERNELS); do $(MAKE) --no-print-directory test-$$k || true; done
+	@scripts/summary.sh $(foreach k,$(KERNELS),$(B)/$(k)/console.log)
+
+clean:
+	rm -rf $(B)/plain $(B)/debug $(B)/guest
+
+distclean:
+	rm -rf $(B)

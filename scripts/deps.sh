@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install the Debian packages the harness needs, only those that are missing.
+set -euo pipefail
+
+pkgs=(build-essential bc bison flex libelf-dev libssl-dev cpio xz-utils kmod
+      rsync python3 git ccache sparse qemu-system-x86 busybox-static)
+
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
+		missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}"
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Make the kernel work tree: the pristine base as the root commit (tag
+# "base"), then the series in patches/ applied with git am.
+# Usage: tree.sh DEB TREE PATCHDIR
+set -euo pipefail
+
+deb=$(realpath "$1") tree=$(realpath -m "$2") patches=$(realpath "$3")
+stamp="$tree/.git/harness-series"
+
+series_hash() {
+	(cd "$patches" && cat series $(cat series) 2>/dev/null) | sha256sum | cut -d' ' -f1
+}
+
+if [ -d "$tree/.git" ]; then
+	if [ "$(cat "$stamp" 2>/dev/null)" != "$(series_hash)" ] &&
+	   [ "$(git -C "$tree" rev-parse HEAD)" != "$(cat "$stamp.head" 2>/dev/null)" ]; then
+		echo "tree: note: $tree has commits not exported to patches/ ('make export')"
+	elif [ "$(cat "$stamp" 2>/dev/null)" != "$(series_hash)" ]; then
+		echo "tree: patches/ changed since $tree was made: re-applying the series"
+		git -C "$tree" am --abort >/dev/null 2>&1 || true
+		git -C "$tree" reset -q --hard base
+		git -C "$tree" clean -qfdx
+		"$0" "$@"
+		exit
+	fi
+	exit 0
+fi
+
+echo "tree: unpacking $(basename "$deb") into $tree"
+tmp="$tree.tmp"
+rm -rf "$tmp" && mkdir -p "$tmp"
+dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" ./usr/src/linux-source-6.12.tar.xz
+tar -xJf "$tmp/usr/src/linux-source-6.12.tar.xz" -C "$tmp"
+rm -rf "$tree"
+mv "$tmp/linux-source-6.12" "$tree"
+rm -rf "$tmp"
+
+cd "$tree"
+git init -q
+git config gc.auto 0
+git add -A -f
+# Fixed identity and dates: the base commit id is the same on every machine.
+GIT_AUTHOR_DATE=2026-11-14T12:56:00Z GIT_COMMITTER_DATE=2026-11-14T12:56:00Z \
+git -c user.name=base -c user.email=base@localhost \
+	commit -q -m "Debian linux-source-6.12 $(basename "$deb" | cut -d_ -f2)"
+git tag base
+
+count=0
+while read -r p; do
+	case "$p" in ''|'#'*) continue ;; esac
+	git am -q --keep-cr "$patches/$p" || {
+		echo "tree: $p does not apply on the base; the tree is left mid-'git am'" >&2
+		exit 1
+	}
+	count=$((count + 1))
+done < "$patches/series"
+echo "tree: base + $count patches"
+series_hash > "$stamp"
+git rev-parse HEAD > "$stamp.head"

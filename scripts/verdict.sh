@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Read a guest console log: count TAP results, and count as failures a kernel
+# splat, a guest that did not finish, a QEMU that failed, or no test at all.
+# Writes "PASSED FAILED SKIPPED" to LOG.counts and prints a line.
+# Usage: verdict.sh NAME LOG QEMU_STATUS
+set -euo pipefail
+
+name=$1 log=$2 qemu_rc=$3
+text=$(tr -d '\r' < "$log")
+
+passed=$(grep -E '^ok( |$)' <<< "$text" | grep -cv '# SKIP' || true)
+skipped=$(grep -E '^ok( |$)' <<< "$text" | grep -c '# SKIP' || true)
+failed=$(grep -cE '^not ok( |$)' <<< "$text" || true)
+
+# Kernel lines carry a printk timestamp; only those are searched for splats.
+splat='(BUG:|WARNING:|Oops|Kernel panic|general protection fault|KASAN:|UBSAN:'
+splat+='|possible recursive locking|possible circular locking|inconsistent lock state'
+splat+='|suspicious RCU usage|kmemleak: .*suspected memory leak|INFO: task .* blocked'
+splat+='|Call Trace:|stack segment:)'
+splats=$(grep -E '^\[ *[0-9]+\.[0-9]+\]' <<< "$text" | grep -E "$splat" || true)
+if [ -n "$splats" ]; then
+	echo "$name: kernel splat:"
+	sed 's/^/    /' <<< "$splats" | head -20
+	failed=$((failed + 1))
+fi
+if ! grep -q '^harness: done' <<< "$text"; then
+	echo "$name: the guest did not finish its tests"
+	failed=$((failed + 1))
+fi
+if [ "$qemu_rc" -ne 0 ]; then
+	echo "$name: QEMU failed (status $qemu_rc)"
+	failed=$((failed + 1))
+fi
+if [ $((passed + failed + skipped)) -eq 0 ]; then
+	echo "$name: no test ran"
+	failed=1
+fi
+grep -E '^not ok' <<< "$text" | sed "s/^/$name: /" || true
+echo "$passed $failed $skipped" > "$log.counts"
+echo "$name: $passed passed, $failed failed, $skipped skipped"

@@ -21,6 +21,7 @@ done
 # The series' kselftests, once the series has them.
 st="$tree/tools/testing/selftests/vfio"
 if [ -d "$st" ]; then
+	mkdir -p "$out/vfio"
 	make -s -C "$st" OUTPUT="$out/vfio" KHDR_INCLUDES="-isystem $hdr" \
 		LDFLAGS=-static >/dev/null
 	for bin in $(find "$out/vfio" -maxdepth 1 -type f -perm -u+x | sort); do

@@ -19,12 +19,14 @@ git -C "$tree" format-patch -q --zero-commit --no-signature --base=base \
 if [ -f "$old_cover" ]; then
 	# Subject: everything after "[PATCH 0/N] " on the old Subject line.
 	subject=$(sed -n 's/^Subject: \[PATCH [0-9]*\/[0-9]*\] //p' "$old_cover")
+	date=$(sed -n 's/^Date: //p' "$old_cover")
 	# Blurb: from the first blank line after the headers to the shortlog.
 	awk '/^$/ && !body { body = 1; next }
 	     body && /^[^ ].* \([0-9]+\):$/ { exit }
 	     body { print }' "$old_cover" > "$new/blurb"
-	awk -v subject="$subject" -v blurbfile="$new/blurb" '
+	awk -v subject="$subject" -v date="$date" -v blurbfile="$new/blurb" '
 	     /\*\*\* SUBJECT HERE \*\*\*/ { sub(/\*\*\* SUBJECT HERE \*\*\*/, subject) }
+	     /^Date: / && date != "" { print "Date: " date; next }
 	     /^\*\*\* BLURB HERE \*\*\*$/ {
 		while ((getline line < blurbfile) > 0) print line
 		skip = 1; next

@@ -16,6 +16,7 @@ FRAGS_debug := configs/base.config configs/debug.config
 TIMEOUT_plain := 600
 TIMEOUT_debug := 1500
 MEM     := 2G
+MEM_bench := 3G
 
 JOBS    ?= $(shell nproc)
 KCC     := $(if $(shell command -v ccache),ccache gcc,gcc)
@@ -23,7 +24,7 @@ KMAKE    = $(MAKE) -s -C $(TREE) ARCH=x86_64 CC="$(KCC)" -j$(JOBS)
 
 # kernel-% and test-% are pattern rules, so not in .PHONY (make skips
 # pattern rules for phony targets); no file has their names.
-.PHONY: all run test deps tree retree export guest clean distclean help
+.PHONY: all run test bench deps tree retree export guest clean distclean help
 .DELETE_ON_ERROR:
 
 all: kernel-plain
@@ -31,6 +32,7 @@ all: kernel-plain
 help:
 	@echo "make run      build and boot the patched kernel, show a driver doing DMA"
 	@echo "make test     all tests on the plain and the debug kernel"
+	@echo "make bench    benchmarks on the plain kernel (BENCH_ARGS=--short: seconds)"
 	@echo "make tree     make $(TREE): base + patches/ (git am)"
 	@echo "make export   write $(TREE)'s commits back to patches/"
 	@echo "make retree   throw $(TREE) away and make it again"
@@ -70,6 +72,11 @@ guest: kernel-plain
 run: deps kernel-plain guest
 	scripts/qemu.sh $(B)/plain/arch/x86/boot/bzImage $(B)/guest/initramfs.cpio \
 		run $(B)/plain/run.log $(TIMEOUT_plain) $(MEM)
+
+# Benchmarks on the plain kernel; BENCH_ARGS reach the guest (e.g. a short run).
+bench: deps kernel-plain guest
+	scripts/qemu.sh $(B)/plain/arch/x86/boot/bzImage $(B)/guest/initramfs.cpio \
+		bench $(B)/plain/bench.log $(TIMEOUT_plain) $(MEM_bench) "$(BENCH_ARGS)"
 
 test-%: deps kernel-% guest
 	@rc=0; scripts/qemu.sh $(B)/$*/arch/x86/boot/bzImage $(B)/guest/initramfs.cpio \

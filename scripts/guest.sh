@@ -10,17 +10,25 @@ root="$out/root"
 rm -rf "$root"
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,tests}
 
-# Harness-side tests: guest/tests/*.c, each one program.
-for src in "$here"/guest/tests/*.c; do
-	name=$(basename "$src" .c)
-	gcc -static -O2 -Wall -Werror -pthread -isystem "$hdr" \
-		-I "$tree/tools/testing/selftests" -o "$root/tests/$name" "$src"
-	echo "$name" >> "$root/tests/test.list"
+# Harness-side programs, one per .c file: guest/tests and guest/robust go
+# to the "test" list, guest/bench to the "bench" list. GUEST_DIRS narrows
+# which of them are built (to work on one without the others).
+touch "$root/tests/test.list" "$root/tests/bench.list"
+for dir in ${GUEST_DIRS:-tests robust bench}; do
+	list=test
+	[ "$dir" = bench ] && list=bench
+	for src in "$here/guest/$dir"/*.c; do
+		[ -e "$src" ] || continue
+		name=$(basename "$src" .c)
+		gcc -static -O2 -Wall -Werror -pthread -isystem "$hdr" \
+			-I "$tree/tools/testing/selftests" -o "$root/tests/$name" "$src"
+		echo "$name" >> "$root/tests/$list.list"
+	done
 done
 
 # The series' kselftests, once the series has them.
 st="$tree/tools/testing/selftests/vfio"
-if [ -d "$st" ]; then
+if [ -d "$st" ] && [ -z "${GUEST_DIRS:-}" ]; then
 	mkdir -p "$out/vfio"
 	make -s -C "$st" OUTPUT="$out/vfio" KHDR_INCLUDES="-isystem $hdr" \
 		LDFLAGS=-static >/dev/null

@@ -24,7 +24,7 @@ KMAKE    = $(MAKE) -s -C $(TREE) ARCH=x86_64 CC="$(KCC)" -j$(JOBS)
 
 # kernel-% and test-% are pattern rules, so not in .PHONY (make skips
 # pattern rules for phony targets); no file has their names.
-.PHONY: all run test bench deps tree retree export guest clean distclean help
+.PHONY: all run test bench check deps tree retree export guest clean distclean help
 .DELETE_ON_ERROR:
 
 all: kernel-plain
@@ -32,6 +32,7 @@ all: kernel-plain
 help:
 	@echo "make run      build and boot the patched kernel, show a driver doing DMA"
 	@echo "make test     all tests on the plain and the debug kernel"
+	@echo "make check    checkpatch, sparse, W=1, bisect build, Kconfig matrix, docs"
 	@echo "make bench    benchmarks on the plain kernel (BENCH_ARGS=--short: seconds)"
 	@echo "make tree     make $(TREE): base + patches/ (git am)"
 	@echo "make export   write $(TREE)'s commits back to patches/"
@@ -88,8 +89,14 @@ test: deps
 	@for k in $(KERNELS); do $(MAKE) --no-print-directory test-$$k || true; done
 	@scripts/summary.sh $(foreach k,$(KERNELS),$(B)/$(k)/console.log)
 
+# Before merging: series applies, each patch builds, checkpatch, sparse, W=1,
+# kernel-doc, the Kconfig matrix, the documentation. Ends with a table.
+check: tree
+	@scripts/deps.sh check
+	scripts/check.sh $(TREE) patches $(B)/check configs/base.config
+
 clean:
-	rm -rf $(B)/plain $(B)/debug $(B)/guest
+	rm -rf $(B)/plain $(B)/debug $(B)/guest $(B)/check
 
 distclean:
 	rm -rf $(B)

@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# What a maintainer and the kernel test robot run before merging: the series
+# applies on the pinned base, every patch builds, checkpatch is clean, sparse
+# and W=1 add nothing, kernel-doc is clean, the Kconfig matrix resolves as
+# documented and compiles, and the documentation renders.
+# Usage: check.sh TREE PATCHDIR OUTDIR FRAGMENT
+# CHECKS="checkpatch docs ..." runs only those (after apply).
+# Prints a table at the end; exits non-zero on any failure.
+set -uo pipefail
+
+tree=$(realpath "$1") patches=$(realpath "$2") out=$(realpath -m "$3")
+frag=$(realpath "$4")
+ck="$out/linux" obj="$out/obj" logs="$out/logs"
+jobs=$(nproc)
+kcc=gcc
+command -v ccache >/dev/null && kcc="ccache gcc"
+# Debian's python3 (ply, git, sphinx) before any other on PATH.
+export PATH=/usr/bin:$PATH
+
+results=()
+failed=0
+record() { # NAME STATUS SECONDS
+	results+=("$(printf '%-34s %-5s %5ss' "$1" "$2" "$3")")
+	[ "$2" = PASS ] || failed=1
+}
+run_check() { # NAME FUNCTION
+	local start=$SECONDS status=PASS
+	echo "check: $1"
+	"$2" > "$logs/$1.log" 2>&1 || status=FAIL
+	[ $status = PASS ] || { echo "check: $1 FAILED:"; tail -30 "$logs/$1.log"; }
+	record "$1" $status $((SECONDS - start))
+}
+kmake() { make -s -C "$ck" ARCH=x86_64 CC="$kcc" -j"$jobs" "$@"; }
+
+# 1. The series applies with git am on the pristine base.
+check_apply() {
+	git -C "$tree" worktree remove -f "$ck" 2>/dev/null
+	rm -rf "$ck"
+	git -C "$tree" worktree prune
+	git -C "$tree" worktree add -f --detach "$ck" base || return 1
+	while read -r p; do
+		git -C "$ck" am -q "$patches/$p" || { echo "$p does not apply"; return 1; }
+	done < "$patches/series"
+	git -C "$ck" log --oneline base..HEAD
+}
+
+# 2. Every patch builds on its own: the kernel, and each C file the patch
+# touches (also those its Kconfig does not enable yet).
+check_bisect() {
+	local c files f rc=0 tip
+	tip=$(git -C "$ck" rev-parse HEAD)
+	"$(dirname "$0")/config.sh" "$ck" "$obj" "$frag" || return 1
+	for c in $(git -C "$ck" rev-list --reverse base..HEAD); do
+		git -C "$ck" checkout -q "$c"
+		echo "== $(git -C "$ck" log -1 --format=%s)"
+		files=$(git -C "$ck" diff --name-only "$c~1" "$c" -- '*.c' |
+			grep -v '^tools/' || true)
+		kmake O="$obj" olddefconfig >/dev/null || rc=1
+		kmake O="$obj" bzImage || { echo "bzImage FAILED"; rc=1; }
+		for f in $files; do
+			[ -f "$ck/$f" ] || continue
+			kmake O="$obj" "${f%.c}.o" || { echo "$f FAILED"; rc=1; }
+		done
+	done
+	git -C "$ck" checkout -q "$tip"
+	return $rc
+}
+
+# 3. checkpatch --strict: no error, warning or check on any patch.
+check_checkpatch() {
+	local p rc=0 report
+	while read -r p; do
+		report=$(cd "$ck" && scripts/checkpatch.pl --strict --quiet \
+			"$patches/$p" 2>&1 | grep -E '^(ERROR|WARNING|CHECK):|^total:' -A3)
+		if [ -n "$report" ]; then
+			echo "== $p"; echo "$report"; rc=1
+		fi
+	done < "$patches/series"
+	return $rc
+}
+
+# Warnings of a sparse (C=2) and W=1 build of the two directories, without
+# line numbers so that base and series compare.
+analyze() {
+	kmake O="$obj" olddefconfig >/dev/null
+	kmake O="$obj" C=2 W=1 drivers/iommu/iommufd/ drivers/vfio/ 2>&1 >/dev/null |
+		grep -E 'warning:|error:' | sed -E 's/:[0-9]+(:[0-9]+)?:/:/' | sort -u
+}
+
+# 4. sparse and W=1: nothing the series adds.
+check_sparse_w1() {
+	local head new
+	head=$(git -C "$ck" rev-parse HEAD)
+	analyze > "$out/analyze.head"
+	git -C "$ck" checkout -q base
+	analyze > "$out/analyze.base"
+	git -C "$ck" checkout -q "$head"
+	new=$(comm -13 "$out/analyze.base" "$out/analyze.head")
+	echo "base: $(wc -l < "$out/analyze.base") findings, series: $(wc -l < "$out/analyze.head")"
+	[ -z "$new" ] || { echo "added by the series:"; echo "$new"; return 1; }
+}
+
+# 5. kernel-doc -none on the C files and headers the series touches.
+check_kerneldoc() {
+	local files f new=""
+	files=$(git -C "$ck" diff --name-only base HEAD -- '*.c' '*.h' | grep -v '^tools/')
+	mkdir -p "$out/kdoc-base"
+	for f in $files; do
+		mkdir -p "$out/kdoc-base/$(dirname "$f")"
+		git -C "$ck" show "base:$f" > "$out/kdoc-base/$f" 2>/dev/null || : > "$out/kdoc-base/$f"
+		new+=$(comm -13 \
+			<(cd "$out/kdoc-base" && "$ck/scripts/kernel-doc" -none "$f" 2>&1 |
+			  sed -E 's/:[0-9]+:/:/' | sort -u) \
+			<(cd "$ck" && scripts/kernel-doc -none "$f" 2>&1 |
+			  sed -E 's/:[0-9]+:/:/' | sort -u))
+	done
+	echo "files: $files"
+	[ -z "$new" ] || { echo "$new"; return 1; }
+}
+
+# 6. The Kconfig matrix and the other configurations: each resolves with no
+# unmet dependency, gives the expected values, and compiles the two
+# directories with no warning.
+#   kc NAME ARCH "EXPECTED" SYMBOL=VALUE...
+kc() {
+	local name=$1 arch=$2 expect=$3 dir="$out/kc-$1" sym want got rc=0
+	shift 3
+	mkdir -p "$dir"
+	printf 'CONFIG_%s\n' "$@" > "$dir/row.config"
+	make -s -C "$ck" O="$dir" ARCH="$arch" tinyconfig >/dev/null
+	KCONFIG_CONFIG="$dir/.config" "$ck/scripts/kconfig/merge_config.sh" -m -O "$dir" \
+		"$dir/.config" "$dir/row.config" >/dev/null
+	make -C "$ck" O="$dir" ARCH="$arch" olddefconfig > "$dir/olddefconfig.log" 2>&1
+	if grep -i 'unmet direct dependencies' "$dir/olddefconfig.log"; then rc=1; fi
+	for sym in $expect; do
+		want=${sym#*=} sym=${sym%=*}
+		got=$(sed -n "s/^CONFIG_$sym=//p" "$dir/.config")
+		echo "$name: $sym=${got:-n} (expected $want)"
+		[ "${got:-n}" = "$want" ] || rc=1
+	done
+	[ "$arch" = arm ] && return $rc	# no cross compiler: Kconfig only
+	make -s -C "$ck" O="$dir" ARCH="$arch" CC="$kcc" -j"$jobs" \
+		drivers/iommu/iommufd/ drivers/vfio/ > "$dir/build.log" 2>&1 || rc=1
+	if grep -E 'warning:|error:' "$dir/build.log"; then rc=1; fi
+	return $rc
+}
+
+common=(PCI=y IOMMU_SUPPORT=y EVENTFD=y VFIO_PCI=y)
+check_kconfig() {
+	local rc=0
+	kc group-container x86_64 "VFIO_NOIOMMU=y IOMMUFD_NOIOMMU=n" 64BIT=y "${common[@]}" \
+		IOMMUFD=y VFIO=y VFIO_GROUP=y VFIO_CONTAINER=y VFIO_DEVICE_CDEV=n VFIO_NOIOMMU=y || rc=1
+	kc group-nocontainer x86_64 "VFIO_NOIOMMU=n IOMMUFD_NOIOMMU=n" 64BIT=y "${common[@]}" \
+		IOMMUFD=y VFIO=y VFIO_GROUP=y VFIO_CONTAINER=n IOMMUFD_VFIO_CONTAINER=n \
+		VFIO_DEVICE_CDEV=n VFIO_NOIOMMU=y || rc=1
+	kc group-container-cdev x86_64 "VFIO_NOIOMMU=y IOMMUFD_NOIOMMU=y" 64BIT=y "${common[@]}" \
+		IOMMUFD=y VFIO=y VFIO_GROUP=y VFIO_CONTAINER=y VFIO_DEVICE_CDEV=y VFIO_NOIOMMU=y || rc=1
+	kc group-nocontainer-cdev x86_64 "VFIO_NOIOMMU=n IOMMUFD_NOIOMMU=n" 64BIT=y "${common[@]}" \
+		IOMMUFD=y VFIO=y VFIO_GROUP=y VFIO_CONTAINER=n IOMMUFD_VFIO_CONTAINER=n \
+		VFIO_DEVICE_CDEV=y VFIO_NOIOMMU=y || rc=1
+	kc cdev-only x86_64 "VFIO_NOIOMMU=y IOMMUFD_NOIOMMU=y" 64BIT=y "${common[@]}" \
+		IOMMUFD=y VFIO=y VFIO_GROUP=n VFIO_DEVICE_CDEV=y VFIO_NOIOMMU=y || rc=1
+	# Neither group nor cdev: Kconfig always gives VFIO one of them, so
+	# this row is VFIO off.
+	kc no-vfio x86_64 "VFIO_NOIOMMU=n IOMMUFD_NOIOMMU=n" 64BIT=y "${common[@]}" \
+		IOMMUFD=y VFIO=n || rc=1
+	kc modules x86_64 "VFIO_NOIOMMU=y IOMMUFD_NOIOMMU=y IOMMUFD=m VFIO=m" 64BIT=y \
+		"${common[@]}" MODULES=y VFIO_PCI=m IOMMUFD=m VFIO=m VFIO_GROUP=y VFIO_CONTAINER=y \
+		VFIO_DEVICE_CDEV=y VFIO_NOIOMMU=y || rc=1
+	kc i386 i386 "VFIO_NOIOMMU=y IOMMUFD_NOIOMMU=y" 64BIT=n "${common[@]}" \
+		IOMMUFD=y VFIO=y VFIO_GROUP=y VFIO_CONTAINER=y VFIO_DEVICE_CDEV=y VFIO_NOIOMMU=y || rc=1
+	kc feature-off x86_64 "VFIO_NOIOMMU=n IOMMUFD_NOIOMMU=n" 64BIT=y "${common[@]}" \
+		IOMMUFD=y VFIO=y VFIO_GROUP=y VFIO_CONTAINER=y VFIO_DEVICE_CDEV=y VFIO_NOIOMMU=n || rc=1
+	# 32-bit ARMv5 has GENERIC_ATOMIC64; the software page table does not
+	# need 64-bit cmpxchg, so the cdev no-IOMMU mode is available there.
+	kc arm-atomic64 arm "GENERIC_ATOMIC64=y VFIO_NOIOMMU=y IOMMUFD_NOIOMMU=y" \
+		ARCH_MULTI_V5=y ARCH_MULTI_V7=n ARCH_VERSATILE=y MMU=y "${common[@]}" \
+		IOMMUFD=y VFIO=y VFIO_GROUP=n VFIO_DEVICE_CDEV=y VFIO_NOIOMMU=y || rc=1
+	return $rc
+}
+
+# 7. The documentation renders with Sphinx, adding no warning.
+sphinx_warnings() { # FILE
+	local d
+	d=$(mktemp -d)
+	cp "$1" "$d/index.rst"
+	echo "project = 'vfio'" > "$d/conf.py"
+	sphinx-build -q -b html "$d" "$d/_build" 2>&1 | sed -E 's|^.*index.rst:[0-9]*: ||' | sort -u
+	rm -rf "$d"
+}
+check_docs() {
+	local new
+	git -C "$ck" show base:Documentation/driver-api/vfio.rst > "$out/vfio.base.rst"
+	new=$(comm -13 <(sphinx_warnings "$out/vfio.base.rst") \
+		<(sphinx_warnings "$ck/Documentation/driver-api/vfio.rst"))
+	[ -z "$new" ] || { echo "$new"; return 1; }
+	echo "no new warning"
+}
+
+mkdir -p "$out" "$logs"
+total=$SECONDS
+run_check apply check_apply
+if [ ${#results[@]} -eq 1 ] && [ $failed -eq 0 ]; then
+	for c in ${CHECKS:-bisect-build checkpatch sparse-W1 kernel-doc kconfig-matrix docs}; do
+		case $c in
+		bisect-build) run_check "$c" check_bisect ;;
+		checkpatch) run_check "$c" check_checkpatch ;;
+		sparse-W1) run_check "$c" check_sparse_w1 ;;
+		kernel-doc) run_check "$c" check_kerneldoc ;;
+		kconfig-matrix) run_check "$c" check_kconfig ;;
+		docs) run_check "$c" check_docs ;;
+		*) echo "check: unknown check $c"; failed=1 ;;
+		esac
+	done
+fi
+
+echo
+printf '%-34s %-5s %6s\n' check result time
+printf '%s\n' "${results[@]}"
+echo "check: $((SECONDS - total)) s in all; logs in $logs"
+exit $failed

@@ -21,6 +21,9 @@ MEM_bench := 3G
 JOBS    ?= $(shell nproc)
 KCC     := $(if $(shell command -v ccache),ccache gcc,gcc)
 KMAKE    = $(MAKE) -s -C $(TREE) ARCH=x86_64 CC="$(KCC)" -j$(JOBS)
+# ccache keys on paths relative to build/, so that make check's copy of the
+# tree (build/check/linux) hits what build/linux compiled.
+export CCACHE_BASEDIR := $(abspath $(B))
 
 # kernel-% and test-% are pattern rules, so not in .PHONY (make skips
 # pattern rules for phony targets); no file has their names.

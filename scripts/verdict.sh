@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Read a guest console log: count TAP results, and count as failures a kernel
 # splat, a guest that did not finish, a QEMU that failed, or no test at all.
-# Writes "PASSED FAILED SKIPPED" to LOG.counts and prints a line.
+# Writes "PASSED FAILED SKIPPED" to LOG.counts, prints a line, and exits
+# non-zero if anything failed.
 # Usage: verdict.sh NAME LOG QEMU_STATUS
 set -euo pipefail
 
@@ -38,3 +39,4 @@ fi
 grep -E '^not ok' <<< "$text" | sed "s/^/$name: /" || true
 echo "$passed $failed $skipped" > "$log.counts"
 echo "$name: $passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

@@ -79,8 +79,9 @@ run: deps kernel-plain guest
 
 # Benchmarks on the plain kernel; BENCH_ARGS reach the guest (e.g. a short run).
 bench: deps kernel-plain guest
-	scripts/qemu.sh $(B)/plain/arch/x86/boot/bzImage $(B)/guest/initramfs.cpio \
-		bench $(B)/plain/bench.log $(TIMEOUT_plain) $(MEM_bench) "$(BENCH_ARGS)"
+	@rc=0; scripts/qemu.sh $(B)/plain/arch/x86/boot/bzImage $(B)/guest/initramfs.cpio \
+		bench $(B)/plain/bench.log $(TIMEOUT_plain) $(MEM_bench) "$(BENCH_ARGS)" || rc=$$?; \
+	scripts/verdict.sh bench $(B)/plain/bench.log $$rc
 
 test-%: deps kernel-% guest
 	@rc=0; scripts/qemu.sh $(B)/$*/arch/x86/boot/bzImage $(B)/guest/initramfs.cpio \

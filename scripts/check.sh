@@ -32,7 +32,7 @@ run_check() { # NAME FUNCTION
 	[ $status = PASS ] || { echo "check: $1 FAILED:"; tail -30 "$logs/$1.log"; }
 	record "$1" $status $((SECONDS - start))
 }
-kmake() { make -s -C "$ck" ARCH=x86_64 CC="$kcc" -j"$jobs" "$@"; }
+kmake() { make -s -C "$ck" ARCH=x86_64 CC="$kcc" HOSTCC="$kcc" -j"$jobs" "$@"; }
 
 # 1. The series applies with git am on the pristine base.
 check_apply() {
@@ -136,7 +136,7 @@ kc() {
 		[ "${got:-n}" = "$want" ] || rc=1
 	done
 	[ "$arch" = arm ] && return $rc	# no cross compiler: Kconfig only
-	make -s -C "$ck" O="$dir" ARCH="$arch" CC="$kcc" -j"$jobs" \
+	make -s -C "$ck" O="$dir" ARCH="$arch" CC="$kcc" HOSTCC="$kcc" -j"$jobs" \
 		drivers/iommu/iommufd/ drivers/vfio/ > "$dir/build.log" 2>&1 || rc=1
 	if grep -E 'warning:|error:' "$dir/build.log"; then rc=1; fi
 	return $rc

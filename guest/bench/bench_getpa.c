@@ -1,0 +1,1008 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * bench_getpa: what IOMMU_IOAS_NOIOMMU_GET_PA costs against /proc/self/pagemap.
+ *
+ * A userspace driver for a device without an IOMMU needs the physical
+ * addresses of its DMA buffers. Before the VFIO cdev no-IOMMU mode it read
+ * them from /proc/self/pagemap (CAP_SYS_ADMIN, one entry per 4 KiB page) and
+ * kept them resident with mlock(). With it, IOMMU_IOAS_MAP pins the buffer
+ * and IOMMU_IOAS_NOIOMMU_GET_PA answers one physically contiguous run per
+ * call. This program measures, in one boot, with the edu device bound to
+ * vfio-pci and attached to the IOAS:
+ *
+ *   1. PA lookup of a touched buffer that is mapped in the IOAS, per 4 KiB
+ *      page: (a) GET_PA per page, (b) GET_PA walking the contiguous runs,
+ *      (c) pagemap with one 8-byte pread per page, (d) pagemap with one bulk
+ *      pread, (e) for huge pages, one 8-byte pread per 2 MiB page; for 4 KiB
+ *      pages, THP and hugetlbfs buffers. Every method's answer is checked
+ *      against the others before anything is timed.
+ *   2. IOAS_MAP + GET_PA walk + IOAS_UNMAP against mlock + bulk pagemap
+ *      read + munlock, for 64 MiB and 1 GiB.
+ *   3. Parts 1 and 2 again for 4 KiB pages scattered on purpose, so that no
+ *      two pages are physically adjacent (the worst case for GET_PA runs).
+ *   4. The latency floor of one GET_PA call, with a failing ioctl, an 8-byte
+ *      pagemap pread and a trivial syscall beside it.
+ *
+ * Every figure is the median of several runs (5; 1 with --short).
+ *
+ * Usage: bench_getpa [--short]
+ *   --short   4 MiB buffers, one run, no 1 GiB case: a few seconds, for CI.
+ *
+ * Ends with "ok - bench_getpa", or prints "not ok - bench_getpa" and exits
+ * non-zero on any failure.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <linux/iommufd.h>
+#include <linux/vfio.h>
+
+#ifndef MAP_HUGE_2MB
+#define MAP_HUGE_2MB	(21 << MAP_HUGE_SHIFT)
+#endif
+
+#define PG		4096ULL
+#define HPG		(2ULL << 20)
+#define MiB		(1ULL << 20)
+#define GiB		(1ULL << 30)
+#define IOVA_BASE	(1ULL << 40)	/* only a lookup key in no-IOMMU mode */
+
+#define PM_PFN_MASK	((1ULL << 55) - 1)
+#define PM_PRESENT	(1ULL << 63)
+
+#define PCI_DIR		"/sys/bus/pci/devices"
+#define NR_HUGE		"/proc/sys/vm/nr_hugepages"
+
+/* ------------------------------------------------------------------ */
+/* Errors and time                                                     */
+
+static void fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+static void restore_hugepages(void);
+
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fflush(stdout);
+	printf("bench_getpa: error: ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\nnot ok - bench_getpa\n");
+	fflush(stdout);
+	restore_hugepages();
+	exit(1);
+}
+
+#define FAIL_ERRNO(what, ...) \
+	fail(what ": %s", ##__VA_ARGS__, strerror(errno))
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_MONOTONIC, &ts))
+		FAIL_ERRNO("clock_gettime");
+	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Median of @n samples (sorts them in place). */
+static uint64_t median(uint64_t *v, int n)
+{
+	qsort(v, n, sizeof(*v), cmp_u64);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void *xcalloc(size_t n, size_t sz)
+{
+	void *p = calloc(n, sz);
+
+	if (!p)
+		fail("out of memory (%zu x %zu bytes)", n, sz);
+	return p;
+}
+
+/* ------------------------------------------------------------------ */
+/* Small file helpers                                                  */
+
+static int read_file(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	if (n < 0) {
+		n = -errno;
+		close(fd);
+		return n;
+	}
+	close(fd);
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	return 0;
+}
+
+static int write_file(const char *path, const char *val)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	n = n < 0 ? -errno : 0;
+	close(fd);
+	return n;
+}
+
+/* "@key <n> kB" of the smaps block of the VMA holding @addr, or -1. */
+static long smaps_kb(const void *addr, const char *key)
+{
+	unsigned long start, end;
+	size_t klen = strlen(key);
+	int in_vma = 0;
+	char line[512];
+	long val = -1;
+	FILE *f;
+
+	f = fopen("/proc/self/smaps", "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2) {
+			in_vma = (uintptr_t)addr >= start && (uintptr_t)addr < end;
+			continue;
+		}
+		if (in_vma && !strncmp(line, key, klen) &&
+		    sscanf(line + klen, " %ld", &val) == 1)
+			break;
+	}
+	fclose(f);
+	return val;
+}
+
+/* ------------------------------------------------------------------ */
+/* hugetlb pool                                                        */
+
+static int huge_touched;
+
+static long hugepages_set(long n)
+{
+	char buf[32];
+	int ret;
+
+	snprintf(buf, sizeof(buf), "%ld", n);
+	ret = write_file(NR_HUGE, buf);
+	if (ret)
+		fail("write %s to %s: %s", buf, NR_HUGE, strerror(-ret));
+	huge_touched = 1;
+	ret = read_file(NR_HUGE, buf, sizeof(buf));
+	if (ret)
+		fail("read %s: %s", NR_HUGE, strerror(-ret));
+	return strtol(buf, NULL, 10);
+}
+
+static void restore_hugepages(void)
+{
+	if (huge_touched)
+		write_file(NR_HUGE, "0");
+}
+
+/* ------------------------------------------------------------------ */
+/* Device, iommufd, IOAS                                               */
+
+static struct {
+	int iommufd;
+	int devfd;
+	__u32 ioas;
+	int pagemap;
+	char bdf[64];
+	char cdev[64];
+} g = { -1, -1, 0, -1, "", "" };
+
+static int sysfs_hex(const char *dir, const char *attr, unsigned long *val)
+{
+	char path[PATH_MAX + 32], buf[32];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, attr);
+	if (read_file(path, buf, sizeof(buf)))
+		return -1;
+	*val = strtoul(buf, NULL, 0);
+	return 0;
+}
+
+/* The edu device (1234:11e8) on vfio-pci with the lowest BDF, and its cdev. */
+static void find_edu(void)
+{
+	char dir[PATH_MAX], link[PATH_MAX];
+	unsigned long ven, dev;
+	struct dirent *de;
+	const char *drv;
+	DIR *d;
+	ssize_t n;
+
+	d = opendir(PCI_DIR);
+	if (!d)
+		FAIL_ERRNO("opendir " PCI_DIR);
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.' || strlen(de->d_name) >= sizeof(g.bdf))
+			continue;
+		snprintf(dir, sizeof(dir), PCI_DIR "/%s", de->d_name);
+		if (sysfs_hex(dir, "vendor", &ven) || sysfs_hex(dir, "device", &dev) ||
+		    ven != 0x1234 || dev != 0x11e8)
+			continue;
+		snprintf(dir, sizeof(dir), PCI_DIR "/%s/driver", de->d_name);
+		n = readlink(dir, link, sizeof(link) - 1);
+		if (n < 0)
+			continue;
+		link[n] = '\0';
+		drv = strrchr(link, '/');
+		if (strcmp(drv ? drv + 1 : link, "vfio-pci"))
+			continue;
+		if (!g.bdf[0] || strcmp(de->d_name, g.bdf) < 0)
+			snprintf(g.bdf, sizeof(g.bdf), "%s", de->d_name);
+	}
+	closedir(d);
+	if (!g.bdf[0])
+		fail("no edu device (1234:11e8) bound to vfio-pci");
+
+	snprintf(dir, sizeof(dir), PCI_DIR "/%s/vfio-dev", g.bdf);
+	d = opendir(dir);
+	if (!d)
+		FAIL_ERRNO("opendir %s", dir);
+	while ((de = readdir(d))) {
+		if (de->d_name[0] != '.' && strlen(de->d_name) < sizeof(g.cdev)) {
+			snprintf(g.cdev, sizeof(g.cdev), "%s", de->d_name);
+			break;
+		}
+	}
+	closedir(d);
+	if (strncmp(g.cdev, "noiommu-vfio", 12))
+		fail("%s: no noiommu-vfioN cdev under %s (found '%s')", g.bdf,
+		     dir, g.cdev);
+}
+
+static void setup_device(void)
+{
+	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
+	struct vfio_device_attach_iommufd_pt attach = { .argsz = sizeof(attach) };
+	struct iommu_ioas_alloc alloc = { .size = sizeof(alloc) };
+	char path[PATH_MAX];
+
+	find_edu();
+	snprintf(path, sizeof(path), "/dev/vfio/devices/%s", g.cdev);
+	g.devfd = open(path, O_RDWR | O_CLOEXEC);
+	if (g.devfd < 0)
+		FAIL_ERRNO("open %s", path);
+	g.iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
+	if (g.iommufd < 0)
+		FAIL_ERRNO("open /dev/iommu");
+
+	bind.iommufd = g.iommufd;
+	if (ioctl(g.devfd, VFIO_DEVICE_BIND_IOMMUFD, &bind))
+		FAIL_ERRNO("VFIO_DEVICE_BIND_IOMMUFD");
+	if (ioctl(g.iommufd, IOMMU_IOAS_ALLOC, &alloc))
+		FAIL_ERRNO("IOMMU_IOAS_ALLOC");
+	g.ioas = alloc.out_ioas_id;
+	attach.pt_id = g.ioas;
+	if (ioctl(g.devfd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach))
+		FAIL_ERRNO("VFIO_DEVICE_ATTACH_IOMMUFD_PT");
+
+	g.pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+	if (g.pagemap < 0)
+		FAIL_ERRNO("open /proc/self/pagemap");
+}
+
+static void ioas_map(void *va, uint64_t len)
+{
+	struct iommu_ioas_map cmd = {
+		.size = sizeof(cmd),
+		.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
+			 IOMMU_IOAS_MAP_WRITEABLE,
+		.ioas_id = g.ioas,
+		.user_va = (uintptr_t)va,
+		.length = len,
+		.iova = IOVA_BASE,
+	};
+
+	if (ioctl(g.iommufd, IOMMU_IOAS_MAP, &cmd))
+		FAIL_ERRNO("IOMMU_IOAS_MAP of %llu bytes", (unsigned long long)len);
+}
+
+static void ioas_unmap(uint64_t len)
+{
+	struct iommu_ioas_unmap cmd = {
+		.size = sizeof(cmd),
+		.ioas_id = g.ioas,
+		.iova = IOVA_BASE,
+		.length = len,
+	};
+
+	if (ioctl(g.iommufd, IOMMU_IOAS_UNMAP, &cmd))
+		FAIL_ERRNO("IOMMU_IOAS_UNMAP of %llu bytes", (unsigned long long)len);
+	if (cmd.length != len)
+		fail("IOMMU_IOAS_UNMAP unmapped %llu bytes, not %llu",
+		     (unsigned long long)cmd.length, (unsigned long long)len);
+}
+
+/* One GET_PA call: @len in, the most bytes; out, the contiguous bytes. */
+static inline int get_pa(uint64_t iova, uint64_t *len, uint64_t *pa)
+{
+	struct iommu_ioas_noiommu_get_pa cmd = {
+		.size = sizeof(cmd),
+		.ioas_id = g.ioas,
+		.iova = iova,
+		.length = *len,
+	};
+
+	if (ioctl(g.iommufd, IOMMU_IOAS_NOIOMMU_GET_PA, &cmd))
+		return -errno;
+	*len = cmd.length;
+	*pa = cmd.out_phys;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Buffers                                                             */
+
+enum kind { K_4K, K_4K_SCATTER, K_THP, K_HUGETLB };
+
+static const char *const kind_name[] = {
+	[K_4K] = "4K",
+	[K_4K_SCATTER] = "4K-scat",
+	[K_THP] = "THP",
+	[K_HUGETLB] = "hugetlb",
+};
+
+struct buf {
+	enum kind kind;
+	char *va;		/* 2 MiB aligned except for 4 KiB kinds */
+	uint64_t len;
+	void *map;		/* what mmap returned, and its length */
+	size_t map_len;
+	void *scratch;		/* K_4K_SCATTER: the other half, freed last */
+	size_t npages;		/* 4 KiB pages */
+};
+
+static void touch(char *p, uint64_t len)
+{
+	for (uint64_t off = 0; off < len; off += PG)
+		((volatile char *)p)[off] = 1;
+}
+
+static void *anon_map(size_t len, int extra_flags)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | extra_flags, -1, 0);
+
+	if (p == MAP_FAILED)
+		FAIL_ERRNO("mmap of %zu bytes", len);
+	return p;
+}
+
+static void buf_alloc(struct buf *b, enum kind kind, uint64_t len)
+{
+	memset(b, 0, sizeof(*b));
+	b->kind = kind;
+	b->len = len;
+	b->npages = len / PG;
+
+	switch (kind) {
+	case K_4K:
+		b->map_len = len;
+		b->map = anon_map(len, 0);
+		b->va = b->map;
+		if (madvise(b->va, len, MADV_NOHUGEPAGE))
+			FAIL_ERRNO("madvise(MADV_NOHUGEPAGE)");
+		touch(b->va, len);
+		break;
+	case K_4K_SCATTER: {
+		/*
+		 * Fault this buffer and a scratch one in turn, page by page:
+		 * the buffer gets every other page the allocator hands out,
+		 * so no two of its pages are physically adjacent, as on a
+		 * long-running machine. The scratch buffer is kept until the
+		 * buffer is freed, so that the halves merge back in the buddy
+		 * allocator and the next tests do not inherit the scattering.
+		 */
+		char *scratch = anon_map(len, 0);
+
+		b->scratch = scratch;
+
+		b->map_len = len;
+		b->map = anon_map(len, 0);
+		b->va = b->map;
+		if (madvise(b->va, len, MADV_NOHUGEPAGE) ||
+		    madvise(scratch, len, MADV_NOHUGEPAGE))
+			FAIL_ERRNO("madvise(MADV_NOHUGEPAGE)");
+		for (uint64_t off = 0; off < len; off += PG) {
+			((volatile char *)b->va)[off] = 1;
+			((volatile char *)scratch)[off] = 1;
+		}
+		break;
+	}
+	case K_THP:
+		b->map_len = len + HPG;
+		b->map = anon_map(b->map_len, 0);
+		b->va = (char *)(((uintptr_t)b->map + HPG - 1) & ~(HPG - 1));
+		if (madvise(b->va, len, MADV_HUGEPAGE))
+			FAIL_ERRNO("madvise(MADV_HUGEPAGE)");
+		touch(b->va, len);
+		break;
+	case K_HUGETLB:
+		b->map_len = len;
+		b->map = anon_map(len, MAP_HUGETLB | MAP_HUGE_2MB);
+		b->va = b->map;
+		touch(b->va, len);
+		break;
+	}
+}
+
+static void buf_free(struct buf *b)
+{
+	if (b->map && munmap(b->map, b->map_len))
+		FAIL_ERRNO("munmap");
+	if (b->scratch && munmap(b->scratch, b->len))
+		FAIL_ERRNO("munmap");
+	b->map = NULL;
+	b->scratch = NULL;
+}
+
+/* How much of the buffer is backed by huge pages, in bytes. */
+static uint64_t buf_huge_bytes(const struct buf *b)
+{
+	long kb;
+
+	if (b->kind == K_HUGETLB)
+		return b->len;
+	kb = smaps_kb(b->va, "AnonHugePages:");
+	return kb < 0 ? 0 : (uint64_t)kb * 1024;
+}
+
+/* ------------------------------------------------------------------ */
+/* The lookup methods. Each returns its elapsed ns.                    */
+
+struct run {
+	uint64_t off;		/* from the start of the buffer */
+	uint64_t pa;
+	uint64_t len;
+};
+
+/* (a) GET_PA per 4 KiB page: @pa[i] = PA of page i */
+static uint64_t lk_getpa_page(const struct buf *b, uint64_t *pa)
+{
+	uint64_t t0 = now_ns(), len;
+	int ret;
+
+	for (size_t i = 0; i < b->npages; i++) {
+		len = PG;
+		ret = get_pa(IOVA_BASE + i * PG, &len, &pa[i]);
+		if (ret)
+			fail("GET_PA of page %zu: %s", i, strerror(-ret));
+		if (len != PG)
+			fail("GET_PA of page %zu: length %llu, not 4096", i,
+			     (unsigned long long)len);
+	}
+	return now_ns() - t0;
+}
+
+/* (b) GET_PA per contiguous run: fills @runs, returns the call count */
+static uint64_t lk_getpa_runs(const struct buf *b, struct run *runs,
+			      size_t max_runs, size_t *calls)
+{
+	uint64_t t0 = now_ns(), off = 0, len, pa = 0;
+	size_t n = 0;
+	int ret;
+
+	while (off < b->len) {
+		len = b->len - off;
+		ret = get_pa(IOVA_BASE + off, &len, &pa);
+		if (ret)
+			fail("GET_PA at offset %llu: %s", (unsigned long long)off,
+			     strerror(-ret));
+		if (!len || len > b->len - off || n == max_runs)
+			fail("GET_PA at offset %llu: bad length %llu",
+			     (unsigned long long)off, (unsigned long long)len);
+		runs[n].off = off;
+		runs[n].pa = pa;
+		runs[n].len = len;
+		n++;
+		off += len;
+	}
+	*calls = n;
+	return now_ns() - t0;
+}
+
+static uint64_t pm_entry_pa(uint64_t e, size_t i)
+{
+	if (!(e & PM_PRESENT) || !(e & PM_PFN_MASK))
+		fail("pagemap entry of page %zu is 0x%llx: not present or no "
+		     "PFN (not root?)", i, (unsigned long long)e);
+	return (e & PM_PFN_MASK) * PG;
+}
+
+/* (c) pagemap, one 8-byte pread per 4 KiB page (DPDK/ixy style) */
+static uint64_t lk_pagemap_page(const struct buf *b, uint64_t *pa)
+{
+	uint64_t t0 = now_ns(), e;
+	off_t base = ((uintptr_t)b->va / PG) * 8;
+
+	for (size_t i = 0; i < b->npages; i++) {
+		if (pread(g.pagemap, &e, 8, base + i * 8) != 8)
+			FAIL_ERRNO("pread of pagemap entry %zu", i);
+		pa[i] = pm_entry_pa(e, i);
+	}
+	return now_ns() - t0;
+}
+
+/* (c2) pagemap, one 8-byte pread per 2 MiB page (DPDK with hugepages) */
+static uint64_t lk_pagemap_huge(const struct buf *b, uint64_t *pa)
+{
+	uint64_t t0 = now_ns(), e;
+	off_t base = ((uintptr_t)b->va / PG) * 8;
+	size_t step = HPG / PG;
+
+	for (size_t i = 0; i < b->npages; i += step) {
+		if (pread(g.pagemap, &e, 8, base + i * 8) != 8)
+			FAIL_ERRNO("pread of pagemap entry %zu", i);
+		pa[i / step] = pm_entry_pa(e, i);
+	}
+	return now_ns() - t0;
+}
+
+/* (d) pagemap, all entries in one pread, then the PA of every page */
+static uint64_t lk_pagemap_bulk(const struct buf *b, uint64_t *ent, uint64_t *pa)
+{
+	uint64_t t0 = now_ns();
+	size_t want = b->npages * 8;
+	ssize_t n;
+
+	n = pread(g.pagemap, ent, want, ((uintptr_t)b->va / PG) * 8);
+	if (n != (ssize_t)want)
+		FAIL_ERRNO("bulk pread of %zu pagemap bytes (got %zd)", want, n);
+	for (size_t i = 0; i < b->npages; i++)
+		pa[i] = pm_entry_pa(ent[i], i);
+	return now_ns() - t0;
+}
+
+/* Contiguous runs in a per-page PA array. */
+static size_t count_runs(const uint64_t *pa, size_t n, uint64_t *min_run)
+{
+	size_t runs = 1, start = 0;
+
+	*min_run = UINT64_MAX;
+	for (size_t i = 1; i <= n; i++) {
+		if (i < n && pa[i] == pa[i - 1] + PG)
+			continue;
+		if ((i - start) * PG < *min_run)
+			*min_run = (i - start) * PG;
+		if (i < n)
+			runs++;
+		start = i;
+	}
+	return runs;
+}
+
+/* ------------------------------------------------------------------ */
+/* Parts 1 and 3: PA lookup per page                                 */
+
+static int nruns = 5;
+static int short_mode;
+
+static double ns_per(uint64_t ns, uint64_t n)
+{
+	return (double)ns / (double)n;
+}
+
+static void print_lookup_header(void)
+{
+	printf("%-8s %-12s %-34s %10s %8s %8s %9s %10s\n", "part", "buffer",
+	       "method", "ns/page", "calls", "runs", "calls/run", "calls/2MiB");
+}
+
+static void lookup_bench(enum kind kind, uint64_t len)
+{
+	struct buf b;
+	uint64_t *pa_a, *pa_c, *pa_d, *ent, *pa_h, min_run;
+	uint64_t *ta, *tb, *tc, *td, *th;
+	uint64_t ma, mb, mc, md, mh = 0, huge;
+	size_t calls, truth, nhuge;
+	struct run *runs;
+	char label[32], per2m[32];
+	int has_huge;
+
+	buf_alloc(&b, kind, len);
+	huge = buf_huge_bytes(&b);
+	has_huge = kind == K_THP || kind == K_HUGETLB;
+	nhuge = len / HPG;
+
+	pa_a = xcalloc(b.npages, 8);
+	pa_c = xcalloc(b.npages, 8);
+	pa_d = xcalloc(b.npages, 8);
+	ent = xcalloc(b.npages, 8);
+	pa_h = xcalloc(nhuge ? nhuge : 1, 8);
+	runs = xcalloc(b.npages, sizeof(*runs));
+	ta = xcalloc(nruns, 8);
+	tb = xcalloc(nruns, 8);
+	tc = xcalloc(nruns, 8);
+	td = xcalloc(nruns, 8);
+	th = xcalloc(nruns, 8);
+
+	ioas_map(b.va, len);
+
+	/* Every method must give the same answer before any is timed. */
+	lk_getpa_page(&b, pa_a);
+	lk_getpa_runs(&b, runs, b.npages, &calls);
+	lk_pagemap_page(&b, pa_c);
+	lk_pagemap_bulk(&b, ent, pa_d);
+	for (size_t i = 0; i < b.npages; i++)
+		if (pa_a[i] != pa_d[i] || pa_c[i] != pa_d[i])
+			fail("%s page %zu: GET_PA 0x%llx, pagemap 0x%llx / 0x%llx",
+			     kind_name[kind], i, (unsigned long long)pa_a[i],
+			     (unsigned long long)pa_c[i], (unsigned long long)pa_d[i]);
+	for (size_t r = 0; r < calls; r++)
+		for (uint64_t o = 0; o < runs[r].len; o += PG) {
+			size_t i = (runs[r].off + o) / PG;
+
+			if (runs[r].pa + o != pa_d[i])
+				fail("%s run %zu: page %zu at PA 0x%llx, pagemap "
+				     "says 0x%llx", kind_name[kind], r, i,
+				     (unsigned long long)(runs[r].pa + o),
+				     (unsigned long long)pa_d[i]);
+		}
+	truth = count_runs(pa_d, b.npages, &min_run);
+	if (calls < truth)
+		fail("%s: %zu GET_PA calls for %zu contiguous runs",
+		     kind_name[kind], calls, truth);
+	if (has_huge) {
+		lk_pagemap_huge(&b, pa_h);
+		for (size_t i = 0; i < nhuge; i++)
+			if (pa_h[i] != pa_d[i * (HPG / PG)])
+				fail("%s: per-2MiB pagemap disagrees", kind_name[kind]);
+	}
+
+	for (int r = 0; r < nruns; r++) {
+		ta[r] = lk_getpa_page(&b, pa_a);
+		tb[r] = lk_getpa_runs(&b, runs, b.npages, &calls);
+		tc[r] = lk_pagemap_page(&b, pa_c);
+		td[r] = lk_pagemap_bulk(&b, ent, pa_d);
+		if (has_huge)
+			th[r] = lk_pagemap_huge(&b, pa_h);
+	}
+	ioas_unmap(len);
+
+	ma = median(ta, nruns);
+	mb = median(tb, nruns);
+	mc = median(tc, nruns);
+	md = median(td, nruns);
+	if (has_huge)
+		mh = median(th, nruns);
+
+	snprintf(label, sizeof(label), "%s/%lluM", kind_name[kind],
+		 (unsigned long long)(len / MiB));
+	printf("# %s: %zu pages, %zu contiguous runs (shortest %llu KiB, "
+	       "mean %.0f KiB), %llu MiB in huge pages\n", label, b.npages,
+	       truth, (unsigned long long)(min_run / 1024),
+	       (double)len / truth / 1024, (unsigned long long)(huge / MiB));
+	printf("%-8s %-12s %-34s %10.1f %8zu %8s %9s %10s\n", "lookup", label,
+	       "(a) GET_PA per page", ns_per(ma, b.npages), b.npages, "-", "-", "-");
+	if (has_huge)
+		snprintf(per2m, sizeof(per2m), "%.3f", (double)calls / nhuge);
+	else
+		snprintf(per2m, sizeof(per2m), "-");
+	printf("%-8s %-12s %-34s %10.2f %8zu %8zu %9.3f %10s\n", "lookup", label,
+	       "(b) GET_PA per contiguous run", ns_per(mb, b.npages), calls,
+	       truth, (double)calls / truth, per2m);
+	printf("%-8s %-12s %-34s %10.1f %8zu %8s %9s %10s\n", "lookup", label,
+	       "(c) pagemap pread per 4K page", ns_per(mc, b.npages), b.npages,
+	       "-", "-", "-");
+	printf("%-8s %-12s %-34s %10.2f %8d %8s %9s %10s\n", "lookup", label,
+	       "(d) pagemap one bulk pread", ns_per(md, b.npages), 1, "-", "-", "-");
+	if (has_huge)
+		printf("%-8s %-12s %-34s %10.2f %8zu %8s %9s %10s\n", "lookup",
+		       label, "(e) pagemap pread per 2M page", ns_per(mh, b.npages),
+		       nhuge, "-", "-", "-");
+	printf("%-8s %-12s %-34s %10.1f\n", "ratio", label, "(c)/(b) per page",
+	       (double)mc / mb);
+	printf("%-8s %-12s %-34s %10.2f\n", "ratio", label, "(c)/(a) per page",
+	       (double)mc / ma);
+	printf("%-8s %-12s %-34s %10.2f\n", "ratio", label, "(d)/(b) per page",
+	       (double)md / mb);
+	if (has_huge)
+		printf("%-8s %-12s %-34s %10.2f\n", "ratio", label,
+		       "(e)/(b) per page", (double)mh / mb);
+	fflush(stdout);
+
+	free(pa_a); free(pa_c); free(pa_d); free(ent); free(pa_h); free(runs);
+	free(ta); free(tb); free(tc); free(td); free(th);
+	buf_free(&b);
+}
+
+/* ------------------------------------------------------------------ */
+/* Part 2: map + walk against mlock + bulk pagemap                     */
+
+static void print_map_header(void)
+{
+	printf("%-8s %-14s %8s %8s %8s %8s %8s %8s %8s %8s %8s %7s\n",
+	       "part", "buffer", "map", "walk", "unmap", "mlock", "pagemap",
+	       "munlock", "GB/s-io", "GB/s-pm", "calls", "ratio");
+}
+
+static void map_bench(enum kind kind, uint64_t len)
+{
+	uint64_t *tm, *tw, *tu, *tl, *tp, *tn, *ent, *pa;
+	uint64_t mm, mw, mu, ml, mp, mn, huge;
+	size_t calls = 0;
+	struct run *runs;
+	struct buf b;
+	char label[32];
+
+	buf_alloc(&b, kind, len);
+	huge = buf_huge_bytes(&b);
+	runs = xcalloc(b.npages, sizeof(*runs));
+	ent = xcalloc(b.npages, 8);
+	pa = xcalloc(b.npages, 8);
+	tm = xcalloc(nruns, 8);
+	tw = xcalloc(nruns, 8);
+	tu = xcalloc(nruns, 8);
+	tl = xcalloc(nruns, 8);
+	tp = xcalloc(nruns, 8);
+	tn = xcalloc(nruns, 8);
+
+	for (int r = 0; r < nruns; r++) {
+		uint64_t t0, t1;
+
+		t0 = now_ns();
+		ioas_map(b.va, len);
+		t1 = now_ns();
+		tm[r] = t1 - t0;
+		tw[r] = lk_getpa_runs(&b, runs, b.npages, &calls);
+		t0 = now_ns();
+		ioas_unmap(len);
+		tu[r] = now_ns() - t0;
+
+		t0 = now_ns();
+		if (mlock(b.va, len))
+			FAIL_ERRNO("mlock of %llu bytes", (unsigned long long)len);
+		tl[r] = now_ns() - t0;
+		tp[r] = lk_pagemap_bulk(&b, ent, pa);
+		t0 = now_ns();
+		if (munlock(b.va, len))
+			FAIL_ERRNO("munlock");
+		tn[r] = now_ns() - t0;
+	}
+	mm = median(tm, nruns);
+	mw = median(tw, nruns);
+	mu = median(tu, nruns);
+	ml = median(tl, nruns);
+	mp = median(tp, nruns);
+	mn = median(tn, nruns);
+
+	snprintf(label, sizeof(label), "%s/%lluM", kind_name[kind],
+		 (unsigned long long)(len / MiB));
+	if (kind == K_THP && huge < len)
+		printf("# %s: only %llu of %llu MiB in huge pages\n", label,
+		       (unsigned long long)(huge / MiB),
+		       (unsigned long long)(len / MiB));
+	printf("%-8s %-14s %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8zu %7.2f\n",
+	       "map", label, mm / 1e6, mw / 1e6, mu / 1e6, ml / 1e6, mp / 1e6,
+	       mn / 1e6, (double)len / (mm + mw), (double)len / (ml + mp), calls,
+	       (double)(mm + mw) / (ml + mp));
+	fflush(stdout);
+
+	free(runs); free(ent); free(pa);
+	free(tm); free(tw); free(tu); free(tl); free(tp); free(tn);
+	buf_free(&b);
+}
+
+/* ------------------------------------------------------------------ */
+/* Part 4: latency floor                                               */
+
+static uint64_t lat_batch(int what, int n, const struct buf *b)
+{
+	struct iommu_ioas_noiommu_get_pa bad = {
+		.size = sizeof(bad), .flags = 1, .ioas_id = g.ioas,
+		.iova = IOVA_BASE, .length = PG,
+	};
+	uint64_t t0 = now_ns(), len, pa, e;
+	off_t pm_off = ((uintptr_t)b->va / PG) * 8;
+
+	for (int i = 0; i < n; i++) {
+		switch (what) {
+		case 0:
+			len = PG;
+			if (get_pa(IOVA_BASE, &len, &pa))
+				FAIL_ERRNO("GET_PA");
+			break;
+		case 1:
+			len = b->len;
+			if (get_pa(IOVA_BASE, &len, &pa))
+				FAIL_ERRNO("GET_PA");
+			break;
+		case 2:
+			if (!ioctl(g.iommufd, IOMMU_IOAS_NOIOMMU_GET_PA, &bad) ||
+			    errno != EOPNOTSUPP)
+				fail("GET_PA with flags=1 did not fail with "
+				     "EOPNOTSUPP: %s", strerror(errno));
+			break;
+		case 3:
+			if (pread(g.pagemap, &e, 8, pm_off) != 8)
+				FAIL_ERRNO("pread pagemap");
+			break;
+		case 4:
+			syscall(SYS_getppid);
+			break;
+		}
+	}
+	return now_ns() - t0;
+}
+
+static void latency_bench(void)
+{
+	static const char *const what[] = {
+		"GET_PA, 4 KiB, same IOVA",
+		"GET_PA, whole 4K buffer, same IOVA",
+		"GET_PA failing early (flags=1)",
+		"pagemap 8-byte pread, same page",
+		"getppid() syscall",
+	};
+	int batches = short_mode ? 5 : 101, per = short_mode ? 100 : 500;
+	uint64_t *t = xcalloc(batches, 8);
+	uint64_t len = short_mode ? 4 * MiB : 64 * MiB;
+	struct buf b;
+
+	buf_alloc(&b, K_4K, len);
+	ioas_map(b.va, len);
+	printf("\n# Part 4: latency of one call, ns: median over %d batches of "
+	       "%d calls\n", batches, per);
+	for (int w = 0; w < 5; w++) {
+		lat_batch(w, per, &b);	/* warm up */
+		for (int i = 0; i < batches; i++)
+			t[i] = lat_batch(w, per, &b);
+		printf("%-8s %-44s %10.1f\n", "latency", what[w],
+		       ns_per(median(t, batches), per));
+	}
+	ioas_unmap(len);
+	buf_free(&b);
+	free(t);
+	fflush(stdout);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void print_env(void)
+{
+	char thp[128] = "?", cs[64] = "?";
+	struct utsname u;
+
+	uname(&u);
+	read_file("/sys/kernel/mm/transparent_hugepage/enabled", thp, sizeof(thp));
+	read_file("/sys/devices/system/clocksource/clocksource0/current_clocksource",
+		  cs, sizeof(cs));
+	printf("# bench_getpa: kernel %s, %ld CPUs, THP %s, clocksource %s%s\n",
+	       u.release, sysconf(_SC_NPROCESSORS_ONLN), thp, cs,
+	       short_mode ? ", --short" : "");
+	printf("# device %s, cdev %s, IOAS %u\n", g.bdf, g.cdev, g.ioas);
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t small, big = GiB, t0 = now_ns();
+	long want, got;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--short"))
+			short_mode = 1;
+		else
+			fail("unknown argument '%s' (usage: bench_getpa [--short])",
+			     argv[i]);
+	}
+	if (short_mode)
+		nruns = 1;
+	small = short_mode ? 4 * MiB : 64 * MiB;
+
+	setup_device();
+	print_env();
+
+	/* Part 1 */
+	want = small / HPG;
+	got = hugepages_set(want);
+	printf("# hugetlb: asked for %ld 2 MiB pages, got %ld%s\n", want, got,
+	       got < want ? " (FEWER THAN ASKED)" : "");
+	if (got > want)
+		got = want;
+	printf("\n# Part 1: PA lookup of a touched buffer mapped in the IOAS "
+	       "(device attached); ns per 4 KiB page, median of %d\n", nruns);
+	printf("# (a) GET_PA length 4096 per page; (b) GET_PA length = rest, "
+	       "step by the answer; (c) 8-byte pagemap pread per page;\n"
+	       "# (d) one pagemap pread of all entries; (e) 8-byte pagemap "
+	       "pread per 2 MiB page (DPDK with hugepages)\n");
+	print_lookup_header();
+	lookup_bench(K_4K, small);
+	lookup_bench(K_THP, small);
+	if (got > 0)
+		lookup_bench(K_HUGETLB, (uint64_t)got * HPG);
+	else
+		printf("%-8s %-12s skipped: no hugetlb page reserved\n", "lookup",
+		       "hugetlb");
+
+	/* Part 2 */
+	printf("\n# Part 2: pin + PA lookup of a touched buffer, ms, median of "
+	       "%d; GB/s = bytes / (pin + lookup)\n", nruns);
+	printf("# iommufd: IOAS_MAP, GET_PA walk of the runs, IOAS_UNMAP; "
+	       "pagemap: mlock, one bulk pread + PA per page, munlock;\n"
+	       "# ratio = (map + walk) / (mlock + pagemap)\n");
+	print_map_header();
+	map_bench(K_4K, small);
+	map_bench(K_THP, small);
+	if (got > 0)
+		map_bench(K_HUGETLB, (uint64_t)got * HPG);
+	else
+		printf("%-8s %-14s skipped: no hugetlb page reserved\n", "map",
+		       "hugetlb");
+	hugepages_set(0);
+	if (!short_mode) {
+		map_bench(K_4K, big);
+		map_bench(K_THP, big);
+		want = big / HPG;
+		got = hugepages_set(want);
+		printf("# hugetlb: asked for %ld 2 MiB pages, got %ld%s\n", want,
+		       got, got < want ? " (FEWER THAN ASKED)" : "");
+		if (got >= want)
+			map_bench(K_HUGETLB, big);
+		else
+			printf("%-8s %-14s skipped: %ld of %ld hugetlb pages\n",
+			       "map", "hugetlb/1024M", got, want);
+		hugepages_set(0);
+	}
+
+	/*
+	 * Part 3 comes after the others: the scattering leaves the free
+	 * lists shuffled, and the 4 KiB buffers allocated after it would be
+	 * scattered too.
+	 */
+	printf("\n# Part 3: 4 KiB pages scattered on purpose (faulted in turn "
+	       "with a scratch buffer: every page its own run), median of %d\n",
+	       nruns);
+	print_lookup_header();
+	lookup_bench(K_4K_SCATTER, small);
+	print_map_header();
+	map_bench(K_4K_SCATTER, small);
+
+	/* Part 4 */
+	latency_bench();
+
+	close(g.pagemap);
+	close(g.devfd);
+	close(g.iommufd);
+	printf("\n# total %.1f s\n", (now_ns() - t0) / 1e9);
+	printf("ok - bench_getpa\n");
+	return 0;
+}

@@ -82,6 +82,7 @@ bench: deps kernel-plain guest
 	@rc=0; scripts/qemu.sh $(B)/plain/arch/x86/boot/bzImage $(B)/guest/initramfs.cpio \
 		bench $(B)/plain/bench.log $(TIMEOUT_plain) $(MEM_bench) "$(BENCH_ARGS)" || rc=$$?; \
 	scripts/verdict.sh bench $(B)/plain/bench.log $$rc
+	@[ -n "$(BENCH_ARGS)" ] || scripts/bench-loop.sh $(TREE)
 
 test-%: deps kernel-% guest
 	@rc=0; scripts/qemu.sh $(B)/$*/arch/x86/boot/bzImage $(B)/guest/initramfs.cpio \

@@ -1,0 +1,996 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * Fault injection on every allocation of the no-IOMMU cdev flows, in the
+ * manner of tools/testing/selftests/iommu/iommufd_fail_nth.c: for N = 1, 2,
+ * 3 ... the Nth allocation of the thread (slab or page allocator, sleeping
+ * or not) fails, through /proc/thread-self/fail-nth, while the thread runs
+ * a flow, until the flow runs with no failure injected.
+ *
+ * Flows:
+ *  - attach_map: IOAS, attach, map (4 KiB pages and a THP), GET_PA, copy,
+ *    GET_PA of the copy, unmap, detach (GET_PA then answers EOPNOTSUPP);
+ *  - map_attach: the DPDK order: IOAS and mappings first, then attach (the
+ *    attach pins and records the existing mappings), GET_PA, detach;
+ *  - hwpt_replace: explicit HWPT_ALLOC, attach to it, map, GET_PA, attach
+ *    to a second IOAS holding a mapping (replace), GET_PA in both (the
+ *    HWPT left behind still backs the first), destroy the HWPT (GET_PA
+ *    there then answers EOPNOTSUPP), detach, unmap.
+ * Each is swept on a device bound once, and attach_map again as a full
+ * flow: open the cdev and /dev/iommu, bind, ..., close.
+ *
+ * Every failing flow must stop with an errno (ENOMEM: the allocation
+ * failure) and no splat, and after tearing down: VmPin and the system-wide
+ * FOLL_PIN count are back to the start, no iommufd object is left (the
+ * next object id is the same), and the device still works (attaches, maps,
+ * translates; a full flow's next BIND succeeds). The flow with no failure
+ * injected must complete.
+ *
+ * Out of the sweep: vfio-pci's enable of the device inside BIND and its
+ * disable when the device fd is closed. Both evaluate the ACPI _PRT method
+ * (IRQ routing), and ACPICA frees the namespace's PRTA package on one of its
+ * allocation failure paths: KASAN then reports a slab-use-after-free in
+ * acpi_ns_get_attached_object() at the next evaluation. That is not the
+ * code under test (and each enable and disable costs a third of a second
+ * on the debug kernel), so fail-nth is paused around those two calls. The
+ * iommufd part of BIND, which runs before vfio-pci's, is swept on its own
+ * until a failure lands in vfio-pci's part (it logs about ACPI or PCI).
+ *
+ * Needs CONFIG_FAULT_INJECTION_DEBUG_FS, FAILSLAB and FAIL_PAGE_ALLOC (the
+ * debug kernel); skips otherwise. Argument break=leak leaves the objects or
+ * the device fd of each faulted flow behind: the test must then fail.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/iommufd.h>
+#include <linux/vfio.h>
+
+#include "kselftest_harness.h"
+
+#undef TEST_TIMEOUT_DEFAULT
+#define TEST_TIMEOUT_DEFAULT	300
+
+#define IOVA_BASE	0x100000000ULL
+#define IOVA_THP	0x200000000ULL
+#define IOVA_COPY	0x300000000ULL
+#define BUF_PAGES	16
+#define SZ_2M		(2UL << 20)
+#define MAX_NTH		3000	/* more fault points than that: a runaway */
+#define PIN_WAIT_MS	2000
+#define DEBUGFS		"/sys/kernel/debug"
+
+static bool opt_break_leak;
+static size_t pgsz;
+
+/* Small helpers shared by the robust tests (each program stands alone) */
+
+static void note(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	printf("# ");
+	vprintf(fmt, ap);
+	va_end(ap);
+	fflush(stdout);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int read_text(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, len - 1);
+	close(fd);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	while (n > 0 && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	return 0;
+}
+
+static int write_text(const char *path, const char *val)
+{
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, val, strlen(val));
+	if (n < 0)
+		n = -errno;
+	close(fd);
+	return n < 0 ? n : 0;
+}
+
+/* The first edu device (1234:11e8) bound to vfio-pci, and its cdev path */
+static int find_device(char *bdf, size_t bdf_len, char *cdev, size_t cdev_len)
+{
+	char path[PATH_MAX], link[PATH_MAX], buf[64];
+	struct dirent *de, *ve;
+	DIR *dir, *vdir;
+	ssize_t n;
+	int ret = -ENODEV;
+
+	dir = opendir("/sys/bus/pci/devices");
+	if (!dir)
+		return -errno;
+	while (ret && (de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor",
+			 de->d_name);
+		if (read_text(path, buf, sizeof(buf)) || strcmp(buf, "0x1234"))
+			continue;
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device",
+			 de->d_name);
+		if (read_text(path, buf, sizeof(buf)) || strcmp(buf, "0x11e8"))
+			continue;
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/driver",
+			 de->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n < 0)
+			continue;
+		link[n] = '\0';
+		if (strcmp(strrchr(link, '/') + 1, "vfio-pci"))
+			continue;
+		snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vfio-dev",
+			 de->d_name);
+		vdir = opendir(path);
+		if (!vdir)
+			continue;
+		while ((ve = readdir(vdir))) {
+			if (strncmp(ve->d_name, "noiommu-vfio", 12))
+				continue;
+			snprintf(bdf, bdf_len, "%s", de->d_name);
+			snprintf(cdev, cdev_len, "/dev/vfio/devices/%s",
+				 ve->d_name);
+			ret = access(cdev, F_OK) ? -ENOENT : 0;
+			break;
+		}
+		closedir(vdir);
+	}
+	closedir(dir);
+	return ret;
+}
+
+static long vmpin_kb(void)
+{
+	char line[256];
+	long val = -1;
+	FILE *f;
+
+	f = fopen("/proc/self/status", "re");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmPin: %ld kB", &val) == 1)
+			break;
+	fclose(f);
+	return val;
+}
+
+/*
+ * Pages held by FOLL_PIN in the whole system: acquired minus released, from
+ * /proc/vmstat after folding the per-CPU counters into it.
+ */
+static long foll_pins(void)
+{
+	long acq = -1, rel = -1, v;
+	char line[256];
+	FILE *f;
+
+	write_text("/proc/sys/vm/stat_refresh", "1");
+	f = fopen("/proc/vmstat", "re");
+	if (!f)
+		return LONG_MIN;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "nr_foll_pin_acquired %ld", &v) == 1)
+			acq = v;
+		else if (sscanf(line, "nr_foll_pin_released %ld", &v) == 1)
+			rel = v;
+	}
+	fclose(f);
+	return acq < 0 || rel < 0 ? LONG_MIN : acq - rel;
+}
+
+/* Wait a little for a pin count to come back: it should be at once. */
+static long wait_value(long (*get)(void), long want)
+{
+	long val = get();
+	int i;
+
+	for (i = 0; i < PIN_WAIT_MS / 10 && val != want; i++) {
+		usleep(10000);
+		val = get();
+	}
+	return val;
+}
+
+static int xioctl(int fd, unsigned long req, void *arg)
+{
+	return ioctl(fd, req, arg) ? -errno : 0;
+}
+
+static int dev_bind(int dfd, int ifd, __u32 *devid)
+{
+	struct vfio_device_bind_iommufd cmd = {
+		.argsz = sizeof(cmd),
+		.iommufd = ifd,
+	};
+	int ret = xioctl(dfd, VFIO_DEVICE_BIND_IOMMUFD, &cmd);
+
+	if (!ret && devid)
+		*devid = cmd.out_devid;
+	return ret;
+}
+
+static int dev_attach(int dfd, __u32 pt_id)
+{
+	struct vfio_device_attach_iommufd_pt cmd = {
+		.argsz = sizeof(cmd),
+		.pt_id = pt_id,
+	};
+
+	return xioctl(dfd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &cmd);
+}
+
+static int dev_detach(int dfd)
+{
+	struct vfio_device_detach_iommufd_pt cmd = { .argsz = sizeof(cmd) };
+
+	return xioctl(dfd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &cmd);
+}
+
+static int ioas_alloc(int ifd, __u32 *id)
+{
+	struct iommu_ioas_alloc cmd = { .size = sizeof(cmd) };
+	int ret = xioctl(ifd, IOMMU_IOAS_ALLOC, &cmd);
+
+	*id = cmd.out_ioas_id;
+	return ret;
+}
+
+static int ioas_map(int ifd, __u32 ioas, void *va, __u64 len, __u64 iova)
+{
+	struct iommu_ioas_map cmd = {
+		.size = sizeof(cmd),
+		.flags = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE |
+			 IOMMU_IOAS_MAP_FIXED_IOVA,
+		.ioas_id = ioas,
+		.user_va = (uintptr_t)va,
+		.length = len,
+		.iova = iova,
+	};
+
+	return xioctl(ifd, IOMMU_IOAS_MAP, &cmd);
+}
+
+static int ioas_copy(int ifd, __u32 ioas, __u64 src, __u64 dst, __u64 len)
+{
+	struct iommu_ioas_copy cmd = {
+		.size = sizeof(cmd),
+		.flags = IOMMU_IOAS_MAP_READABLE | IOMMU_IOAS_MAP_WRITEABLE |
+			 IOMMU_IOAS_MAP_FIXED_IOVA,
+		.dst_ioas_id = ioas,
+		.src_ioas_id = ioas,
+		.length = len,
+		.dst_iova = dst,
+		.src_iova = src,
+	};
+
+	return xioctl(ifd, IOMMU_IOAS_COPY, &cmd);
+}
+
+static int ioas_unmap(int ifd, __u32 ioas, __u64 iova, __u64 len)
+{
+	struct iommu_ioas_unmap cmd = {
+		.size = sizeof(cmd),
+		.ioas_id = ioas,
+		.iova = iova,
+		.length = len,
+	};
+
+	return xioctl(ifd, IOMMU_IOAS_UNMAP, &cmd);
+}
+
+/* GET_PA of @iova; checks the page offset of the answer */
+static int get_pa(int ifd, __u32 ioas, __u64 iova, __u64 len)
+{
+	struct iommu_ioas_noiommu_get_pa cmd = {
+		.size = sizeof(cmd),
+		.ioas_id = ioas,
+		.iova = iova,
+		.length = len,
+	};
+	int ret = xioctl(ifd, IOMMU_IOAS_NOIOMMU_GET_PA, &cmd);
+
+	if (!ret && ((cmd.out_phys ^ iova) & (pgsz - 1) || !cmd.length ||
+		     cmd.length > len))
+		return -EPROTO;
+	return ret;
+}
+
+static int hwpt_alloc(int ifd, __u32 dev_id, __u32 pt_id, __u32 *hwpt)
+{
+	struct iommu_hwpt_alloc cmd = {
+		.size = sizeof(cmd),
+		.dev_id = dev_id,
+		.pt_id = pt_id,
+	};
+	int ret = xioctl(ifd, IOMMU_HWPT_ALLOC, &cmd);
+
+	*hwpt = cmd.out_hwpt_id;
+	return ret;
+}
+
+static int destroy(int ifd, __u32 id)
+{
+	struct iommu_destroy cmd = { .size = sizeof(cmd), .id = id };
+
+	return xioctl(ifd, IOMMU_DESTROY, &cmd);
+}
+
+static int open_rw(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+
+	return fd < 0 ? -errno : fd;
+}
+
+/* Open the cdev, bind it to a new iommufd, close both */
+static int device_binds(const char *cdev)
+{
+	int dfd, ifd, ret;
+
+	dfd = open_rw(cdev);
+	if (dfd < 0)
+		return dfd;
+	ifd = open_rw("/dev/iommu");
+	if (ifd < 0) {
+		close(dfd);
+		return ifd;
+	}
+	ret = dev_bind(dfd, ifd, NULL);
+	close(dfd);
+	close(ifd);
+	return ret;
+}
+
+/* fail-nth of this thread */
+
+static int nth_set(int fd, unsigned int n)
+{
+	char buf[16];
+	int len = snprintf(buf, sizeof(buf), "%u", n);
+
+	return pwrite(fd, buf, len, 0) == len ? 0 : -errno;
+}
+
+/* The count left before the fault: 0 once it fired (or when disarmed) */
+static unsigned int nth_get(int fd)
+{
+	char buf[16];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return strtoul(buf, NULL, 10);
+}
+
+/* The flows. No libc allocation in there: only system calls. */
+
+struct flow {
+	const char *cdev;
+	char *buf;		/* BUF_PAGES pages */
+	char *thp;		/* 2 MiB, THP-backed if possible */
+	bool full;		/* open, bind and close in the flow */
+	int dfd, ifd;		/* kept across flows when !full */
+	__u32 dev_id;		/* of the bound device */
+	__u32 free_id;		/* lowest free object id, device kept */
+	__u32 ids[4];		/* IOAS and HWPT made by the flow, to destroy */
+	unsigned int nr_ids;
+	int step;		/* the step that failed */
+	int bind_ret;		/* of the flow's BIND, 1 if not reached */
+	int nth_fd;		/* /proc/thread-self/fail-nth, or -1 */
+	bool armed;		/* fail-nth set for this flow and not paused */
+	bool fired;		/* the fault was injected */
+	unsigned int held;	/* count put aside while paused */
+};
+
+/*
+ * Arm fail-nth for this flow, pause it around what lies outside the paths
+ * under test, and read at the end whether it fired.
+ */
+static void nth_arm(struct flow *f, unsigned int nth)
+{
+	f->fired = false;
+	f->armed = f->nth_fd >= 0 && nth && !nth_set(f->nth_fd, nth);
+}
+
+static void nth_pause(struct flow *f)
+{
+	if (!f->armed)
+		return;
+	f->held = nth_get(f->nth_fd);
+	nth_set(f->nth_fd, 0);
+	f->armed = false;
+	if (!f->held)
+		f->fired = true;
+}
+
+static void nth_resume(struct flow *f)
+{
+	if (f->nth_fd < 0 || f->fired || !f->held)
+		return;
+	f->armed = !nth_set(f->nth_fd, f->held);
+	f->held = 0;
+}
+
+static void nth_finish(struct flow *f)
+{
+	nth_pause(f);
+	f->held = 0;
+}
+
+/*
+ * BIND runs vfio-pci's enable of the device and closing the device fd its
+ * disable: pci_enable_device() and pci_disable_device() evaluate the ACPI
+ * _PRT method, whose interpreter has a use-after-free on its allocation
+ * failure paths (ACPICA, not the paths under test; see the top comment).
+ * Both run with fail-nth paused. The iommufd part of BIND, which comes
+ * first, has a sweep of its own: sweep_bind().
+ */
+static int bind_paused(struct flow *f, __u32 *dev_id)
+{
+	nth_pause(f);
+	f->bind_ret = dev_bind(f->dfd, f->ifd, dev_id);
+	nth_resume(f);
+	return f->bind_ret;
+}
+
+static void close_dev_paused(struct flow *f)
+{
+	nth_pause(f);
+	close(f->dfd);
+	f->dfd = -1;
+	nth_resume(f);
+}
+
+/* Objects the teardown destroys, when the flow could not */
+static void track(struct flow *f, __u32 id)
+{
+	if (f->nr_ids < ARRAY_SIZE(f->ids))
+		f->ids[f->nr_ids++] = id;
+}
+
+static void untrack(struct flow *f, __u32 id)
+{
+	unsigned int i;
+
+	for (i = 0; i < f->nr_ids; i++)
+		if (f->ids[i] == id)
+			f->ids[i] = 0;
+}
+
+/* Step numbering: a failure tells where it happened */
+#define STEP(expr) do {			\
+		f->step++;		\
+		ret = (expr);		\
+		if (ret < 0)		\
+			return ret;	\
+	} while (0)
+
+/* A full flow opens both fds and binds; else they are there already */
+static int flow_open_bind(struct flow *f)
+{
+	int ret;
+
+	if (!f->full)
+		return 0;
+	STEP(f->dfd = open_rw(f->cdev));
+	STEP(f->ifd = open_rw("/dev/iommu"));
+	STEP(bind_paused(f, &f->dev_id));
+	return 0;
+}
+
+static int flow_attach_map(struct flow *f)
+{
+	size_t len = BUF_PAGES * pgsz;
+	__u32 ioas = 0;
+	int ret;
+
+	STEP(flow_open_bind(f));
+	STEP(ioas_alloc(f->ifd, &ioas));
+	track(f, ioas);
+	STEP(dev_attach(f->dfd, ioas));
+	STEP(ioas_map(f->ifd, ioas, f->buf, len, IOVA_BASE));
+	STEP(ioas_map(f->ifd, ioas, f->thp, SZ_2M, IOVA_THP));
+	STEP(get_pa(f->ifd, ioas, IOVA_BASE + 9, len));
+	STEP(get_pa(f->ifd, ioas, IOVA_THP + pgsz, SZ_2M));
+	STEP(ioas_copy(f->ifd, ioas, IOVA_BASE, IOVA_COPY, len));
+	STEP(get_pa(f->ifd, ioas, IOVA_COPY, len));
+	STEP(ioas_unmap(f->ifd, ioas, IOVA_COPY, len));
+	STEP(ioas_unmap(f->ifd, ioas, IOVA_BASE, len));
+	STEP(dev_detach(f->dfd));
+	STEP(get_pa(f->ifd, ioas, IOVA_THP, SZ_2M) == -EOPNOTSUPP ? 0 : -EPROTO);
+	STEP(ioas_unmap(f->ifd, ioas, IOVA_THP, SZ_2M));
+	return 0;
+}
+
+static int flow_map_attach(struct flow *f)
+{
+	size_t len = BUF_PAGES * pgsz;
+	__u32 ioas = 0;
+	int ret;
+
+	/* The DPDK order: the IOAS is filled before the device comes */
+	if (f->full)
+		STEP(f->ifd = open_rw("/dev/iommu"));
+	STEP(ioas_alloc(f->ifd, &ioas));
+	track(f, ioas);
+	STEP(ioas_map(f->ifd, ioas, f->buf, len, IOVA_BASE));
+	STEP(ioas_map(f->ifd, ioas, f->thp, SZ_2M, IOVA_THP));
+	if (f->full) {
+		STEP(f->dfd = open_rw(f->cdev));
+		STEP(bind_paused(f, &f->dev_id));
+	}
+	STEP(dev_attach(f->dfd, ioas));
+	STEP(get_pa(f->ifd, ioas, IOVA_BASE, len));
+	STEP(get_pa(f->ifd, ioas, IOVA_THP + 3 * pgsz + 1, SZ_2M));
+	/* Closing (or detaching) the device leaves no domain on the IOAS */
+	if (f->full) {
+		f->step++;
+		close_dev_paused(f);
+	} else {
+		STEP(dev_detach(f->dfd));
+	}
+	STEP(get_pa(f->ifd, ioas, IOVA_BASE, len) == -EOPNOTSUPP ? 0 : -EPROTO);
+	STEP(ioas_unmap(f->ifd, ioas, IOVA_BASE, len));
+	return 0;
+}
+
+static int flow_hwpt_replace(struct flow *f)
+{
+	size_t len = BUF_PAGES * pgsz;
+	__u32 ioas = 0, ioas2 = 0, hwpt = 0;
+	int ret;
+
+	STEP(flow_open_bind(f));
+	STEP(ioas_alloc(f->ifd, &ioas));
+	track(f, ioas);
+	STEP(hwpt_alloc(f->ifd, f->dev_id, ioas, &hwpt));
+	track(f, hwpt);
+	STEP(dev_attach(f->dfd, hwpt));
+	STEP(ioas_map(f->ifd, ioas, f->buf, len, IOVA_BASE));
+	STEP(get_pa(f->ifd, ioas, IOVA_BASE, len));
+	STEP(ioas_alloc(f->ifd, &ioas2));
+	track(f, ioas2);
+	STEP(ioas_map(f->ifd, ioas2, f->thp, SZ_2M, IOVA_THP));
+	STEP(dev_attach(f->dfd, ioas2));
+	STEP(get_pa(f->ifd, ioas2, IOVA_THP, SZ_2M));
+	/* The unused HWPT keeps its domain on ioas until destroyed */
+	STEP(get_pa(f->ifd, ioas, IOVA_BASE, len));
+	STEP(destroy(f->ifd, hwpt));
+	untrack(f, hwpt);
+	STEP(get_pa(f->ifd, ioas, IOVA_BASE, len) == -EOPNOTSUPP ? 0 : -EPROTO);
+	STEP(dev_detach(f->dfd));
+	STEP(ioas_unmap(f->ifd, ioas, IOVA_BASE, len));
+	return 0;
+}
+
+struct flow_kind {
+	const char *name;
+	int (*run)(struct flow *f);
+};
+
+static const struct flow_kind flows[] = {
+	{ "attach_map", flow_attach_map },
+	{ "map_attach", flow_map_attach },
+	{ "hwpt_replace", flow_hwpt_replace },
+};
+
+/*
+ * Tear down what the flow left, outside fail-nth: a full flow closes its
+ * fds (the device first), else the device is detached and the flow's
+ * objects destroyed, the last made first.
+ */
+static void teardown(struct flow *f)
+{
+	if (f->full) {
+		if (opt_break_leak && f->fired)
+			f->dfd = -1;	/* "forget" to close it */
+		if (f->dfd >= 0)
+			close(f->dfd);
+		if (f->ifd >= 0)
+			close(f->ifd);
+		f->dfd = -1;
+		f->ifd = -1;
+		return;
+	}
+	dev_detach(f->dfd);
+	while (f->nr_ids) {
+		__u32 id = f->ids[--f->nr_ids];
+
+		if (opt_break_leak && f->fired)
+			continue;	/* "forget" the objects, mappings and all */
+		if (id)
+			destroy(f->ifd, id);
+	}
+}
+
+/*
+ * Run a flow with its Nth allocation failing (none for @nth 0). Returns the
+ * flow's result; f->fired tells whether the fault was injected.
+ */
+static int run_nth(struct flow *f, const struct flow_kind *k, unsigned int nth)
+{
+	int ret;
+
+	if (f->full) {
+		f->dfd = -1;
+		f->ifd = -1;
+	}
+	f->nr_ids = 0;
+	f->step = 0;
+	f->bind_ret = 1;
+	nth_arm(f, nth);
+	ret = k->run(f);
+	nth_finish(f);
+	teardown(f);
+	return ret;
+}
+
+/*
+ * The id the next object gets: the lowest free one. On the kept device's
+ * iommufd it stays the same from flow to flow unless objects leak.
+ */
+static __u32 next_id(struct flow *f)
+{
+	__u32 id = 0;
+
+	if (ioas_alloc(f->ifd, &id))
+		return 0;
+	destroy(f->ifd, id);
+	return id;
+}
+
+/*
+ * Sweep a flow: N = 1, 2, ... until it runs with no fault injected. After
+ * each injected fault, the flow must have failed with ENOMEM or recovered,
+ * and after tearing down nothing stays pinned and the device still works:
+ * a full flow's next BIND must succeed, a kept device must attach, map and
+ * translate again.
+ */
+static void sweep_flow(struct __test_metadata *_metadata, struct flow *f,
+		       const struct flow_kind *k, long vmpin_start,
+		       long pins_start, unsigned long *per_errno,
+		       unsigned int *points, unsigned int *absorbed)
+{
+	long vmpin, pins;
+	unsigned int nth;
+	int ret, step;
+	__u32 id;
+
+	*points = *absorbed = 0;
+	for (nth = 1; nth < MAX_NTH; nth++) {
+		ret = run_nth(f, k, nth);
+		step = f->step;
+		if (f->bind_ret != 1 && f->bind_ret) {
+			EXPECT_EQ(0, f->bind_ret)
+				TH_LOG("%s: the device does not bind again (fault %u)",
+				       k->name, nth);
+			break;
+		}
+		if (!f->fired) {
+			/* Past the last allocation: the flow completes */
+			EXPECT_EQ(0, ret) TH_LOG("%s: no fault at %u, yet step %d: %s",
+						 k->name, nth, f->step,
+						 strerror(-ret));
+			break;
+		}
+		(*points)++;
+		if (!ret)
+			(*absorbed)++;	/* failed, and recovered from */
+		else if (-ret < 256)
+			per_errno[-ret]++;
+		EXPECT_TRUE(!ret || ret == -ENOMEM)
+			TH_LOG("%s: fault %u: step %d: %s", k->name, nth,
+			       f->step, strerror(-ret));
+
+		vmpin = wait_value(vmpin_kb, vmpin_start);
+		pins = wait_value(foll_pins, pins_start);
+		ret = f->full ? 0 : run_nth(f, &flows[0], 0);
+		id = f->full ? f->free_id : next_id(f);
+		if (vmpin != vmpin_start || pins != pins_start || ret ||
+		    id != f->free_id) {
+			EXPECT_EQ(vmpin_start, vmpin);
+			EXPECT_EQ(pins_start, pins);
+			EXPECT_EQ(0, ret);
+			EXPECT_EQ(f->free_id, id) TH_LOG("iommufd objects left over");
+			TH_LOG("%s: after fault %u at step %d", k->name, nth,
+			       step);
+			break;
+		}
+	}
+	EXPECT_GT(MAX_NTH, nth);
+}
+
+/* Drain /dev/kmsg; true if a message mentions ACPI or the PCI device */
+static bool kmsg_mentions_pci(int kfd)
+{
+	char rec[1024];
+	bool seen = false;
+	ssize_t n;
+
+	while ((n = read(kfd, rec, sizeof(rec) - 1)) > 0 || (n < 0 && errno == EPIPE)) {
+		if (n <= 0)
+			continue;
+		rec[n] = '\0';
+		if (strstr(rec, "ACPI") || strstr(rec, "PCI") ||
+		    strstr(rec, "pci"))
+			seen = true;
+	}
+	return seen;
+}
+
+/*
+ * The iommufd part of BIND (noiommu igroup and device object), which runs
+ * before vfio-pci enables the device: fail its allocations one by one,
+ * until a failure lands in vfio-pci's part, which logs about the PCI
+ * device or ACPI, or until BIND completes with no fault.
+ */
+static int sweep_bind(struct __test_metadata *_metadata, struct flow *f,
+		      long vmpin_start, unsigned int *points)
+{
+	unsigned int nth;
+	int kfd, ret;
+
+	*points = 0;
+	kfd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (kfd < 0)
+		return -errno;
+	lseek(kfd, 0, SEEK_END);
+	for (nth = 1; nth < MAX_NTH; nth++) {
+		f->step = 1;
+		f->dfd = open_rw(f->cdev);
+		f->ifd = open_rw("/dev/iommu");
+		if (f->dfd < 0 || f->ifd < 0) {
+			teardown(f);
+			close(kfd);
+			return -EIO;
+		}
+		nth_arm(f, nth);
+		ret = dev_bind(f->dfd, f->ifd, NULL);
+		nth_finish(f);
+		teardown(f);
+		if (!f->fired) {
+			EXPECT_EQ(0, ret);
+			break;
+		}
+		if (kmsg_mentions_pci(kfd))
+			break;		/* past the iommufd part */
+		(*points)++;
+		EXPECT_TRUE(!ret || ret == -ENOMEM)
+			TH_LOG("bind: fault %u: %s", nth, strerror(-ret));
+		EXPECT_EQ(vmpin_start, wait_value(vmpin_kb, vmpin_start));
+		EXPECT_EQ(0, device_binds(f->cdev));
+	}
+	close(kfd);
+	return 0;
+}
+
+/* Fault injection set-up, in debugfs */
+
+static const char *const fi_knobs[][2] = {
+	{ DEBUGFS "/failslab/ignore-gfp-wait", "N" },
+	{ DEBUGFS "/fail_page_alloc/ignore-gfp-wait", "N" },
+	{ DEBUGFS "/fail_page_alloc/ignore-gfp-highmem", "N" },
+	{ DEBUGFS "/fail_page_alloc/min-order", "0" },
+	{ DEBUGFS "/failslab/verbose", "0" },
+	{ DEBUGFS "/fail_page_alloc/verbose", "0" },
+};
+
+static char fi_saved[ARRAY_SIZE(fi_knobs)][32];
+
+static int fi_setup(void)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	unsigned int i;
+	DIR *dir;
+	int ret;
+
+	for (i = 0; i < ARRAY_SIZE(fi_knobs); i++) {
+		ret = read_text(fi_knobs[i][0], fi_saved[i], sizeof(fi_saved[i]));
+		if (ret)
+			return ret;
+		ret = write_text(fi_knobs[i][0], fi_knobs[i][1]);
+		if (ret)
+			return ret;
+	}
+	/* Any other fail* attribute: no stack dumps on the console */
+	dir = opendir(DEBUGFS);
+	if (!dir)
+		return -errno;
+	while ((de = readdir(dir))) {
+		if (strncmp(de->d_name, "fail", 4))
+			continue;
+		snprintf(path, sizeof(path), DEBUGFS "/%s/verbose", de->d_name);
+		write_text(path, "0");
+	}
+	closedir(dir);
+	return 0;
+}
+
+static void fi_restore(void)
+{
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(fi_knobs); i++)
+		if (fi_saved[i][0])
+			write_text(fi_knobs[i][0], fi_saved[i]);
+}
+
+static const char *fail_nth_path(void)
+{
+	if (!access("/proc/thread-self/fail-nth", W_OK))
+		return "/proc/thread-self/fail-nth";
+	if (!access("/proc/self/fail-nth", W_OK))
+		return "/proc/self/fail-nth";
+	return NULL;
+}
+
+TEST(fail_nth_flows)
+{
+	char bdf[NAME_MAX + 1], cdev[PATH_MAX], errs[512];
+	unsigned long per_errno[256] = { 0 };
+	unsigned int total = 0, absorbed_total = 0, points, absorbed, i;
+	struct flow f = { .nth_fd = -1, .dfd = -1, .ifd = -1 };
+	long vmpin_start, pins_start;
+	const char *nth_path;
+	double start, t0;
+	size_t n = 0;
+	int ret;
+	char *p;
+
+	nth_path = fail_nth_path();
+	if (!nth_path || access(DEBUGFS "/failslab", F_OK) ||
+	    access(DEBUGFS "/fail_page_alloc", F_OK))
+		SKIP(return, "needs fail-nth, failslab and fail_page_alloc (CONFIG_FAULT_INJECTION_DEBUG_FS, FAILSLAB, FAIL_PAGE_ALLOC: the debug kernel)");
+	if (find_device(bdf, sizeof(bdf), cdev, sizeof(cdev)))
+		SKIP(return, "no edu device with a noiommu-vfio cdev");
+
+	/* Buffers faulted in and locked, so that the flow takes no page faults */
+	f.cdev = cdev;
+	f.buf = mmap(NULL, BUF_PAGES * pgsz, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	ASSERT_NE(MAP_FAILED, f.buf);
+	p = mmap(NULL, 2 * SZ_2M, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(MAP_FAILED, p);
+	f.thp = (char *)(((uintptr_t)p + SZ_2M - 1) & ~(SZ_2M - 1));
+	madvise(f.thp, SZ_2M, MADV_HUGEPAGE);
+	memset(f.thp, 1, SZ_2M);
+	ASSERT_EQ(0, mlockall(MCL_CURRENT | MCL_FUTURE));
+
+	vmpin_start = vmpin_kb();
+	pins_start = foll_pins();
+	ASSERT_LE(0, vmpin_start);
+	ASSERT_NE(LONG_MIN, pins_start);
+
+	/* Each flow passes as it is first, full and on a bound device */
+	for (f.full = true; ; f.full = false) {
+		if (!f.full) {
+			f.dfd = open_rw(cdev);
+			f.ifd = open_rw("/dev/iommu");
+			ASSERT_LE(0, f.dfd);
+			ASSERT_LE(0, f.ifd);
+			ASSERT_EQ(0, dev_bind(f.dfd, f.ifd, &f.dev_id));
+		}
+		for (i = 0; i < ARRAY_SIZE(flows); i++) {
+			ret = run_nth(&f, &flows[i], 0);
+			ASSERT_EQ(0, ret) TH_LOG("%s%s: step %d: %s",
+						 f.full ? "full " : "",
+						 flows[i].name, f.step,
+						 strerror(-ret));
+		}
+		if (!f.full) {
+			f.free_id = next_id(&f);
+			ASSERT_NE(0, f.free_id);
+			break;
+		}
+	}
+
+	ASSERT_EQ(0, fi_setup());
+	f.nth_fd = open(nth_path, O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, f.nth_fd);
+	start = now_s();
+
+	/*
+	 * Every flow on the bound device: each fault costs no vfio-pci
+	 * enable and disable, which are slow and not under test.
+	 */
+	for (i = 0; i < ARRAY_SIZE(flows) && !_metadata->exit_code; i++) {
+		t0 = now_s();
+		sweep_flow(_metadata, &f, &flows[i], vmpin_start, pins_start,
+			   per_errno, &points, &absorbed);
+		note("fail_nth: %s: %u fault points hit (%u recovered), %.1f s\n",
+		     flows[i].name, points, absorbed, now_s() - t0);
+		total += points;
+		absorbed_total += absorbed;
+	}
+	close(f.dfd);
+	close(f.ifd);
+
+	/* The full flow: open cdev and iommufd, bind, ..., close */
+	f.full = true;
+	if (!_metadata->exit_code) {
+		t0 = now_s();
+		sweep_flow(_metadata, &f, &flows[0], vmpin_start, pins_start,
+			   per_errno, &points, &absorbed);
+		note("fail_nth: full %s (open, bind, ..., close): %u fault points hit (%u recovered), %.1f s\n",
+		     flows[0].name, points, absorbed, now_s() - t0);
+		total += points;
+		absorbed_total += absorbed;
+	}
+
+	if (!_metadata->exit_code) {
+		t0 = now_s();
+		EXPECT_EQ(0, sweep_bind(_metadata, &f, vmpin_start, &points));
+		note("fail_nth: bind (iommufd part): %u fault points hit, %.1f s\n",
+		     points, now_s() - t0);
+		total += points;
+	}
+	close(f.nth_fd);
+	fi_restore();
+
+	errs[0] = '\0';
+	for (i = 0; i < ARRAY_SIZE(per_errno); i++)
+		if (per_errno[i])
+			n += snprintf(errs + n, sizeof(errs) - n, " %s %lu",
+				      strerrorname_np(i) ?: "?", per_errno[i]);
+	note("fail_nth: %u fault points hit in all (%u recovered), %.1f s; errors:%s\n",
+	     total, absorbed_total, now_s() - start, errs);
+	EXPECT_EQ(vmpin_start, wait_value(vmpin_kb, vmpin_start));
+	EXPECT_EQ(pins_start, wait_value(foll_pins, pins_start));
+	EXPECT_EQ(0, device_binds(cdev));
+	munlockall();
+}
+
+int main(int argc, char **argv)
+{
+	int i;
+
+	pgsz = sysconf(_SC_PAGESIZE);
+	for (i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "break=leak"))
+			opt_break_leak = true;
+	return test_harness_run(1, argv);
+}

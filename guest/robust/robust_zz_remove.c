@@ -43,6 +43,7 @@
 #include <linux/vfio.h>
 
 #include "kselftest_harness.h"
+#include "robust_util.h"
 
 #undef TEST_TIMEOUT_DEFAULT
 #define TEST_TIMEOUT_DEFAULT	150
@@ -65,59 +66,6 @@ static size_t pgsz;
 
 /* Small helpers shared by the robust tests (each program stands alone) */
 
-static void note(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	printf("# ");
-	vprintf(fmt, ap);
-	va_end(ap);
-	fflush(stdout);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static int read_text(const char *path, char *buf, size_t len)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	close(fd);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	while (n > 0 && buf[n - 1] == '\n')
-		buf[--n] = '\0';
-	return 0;
-}
-
-static int write_text(const char *path, const char *val)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	if (n < 0)
-		n = -errno;
-	close(fd);
-	return n < 0 ? n : 0;
-}
-
-/* Name of the driver bound to @bdf, "" if none */
 static void driver_of(const char *bdf, char *drv, size_t len)
 {
 	char path[PATH_MAX], link[PATH_MAX];
@@ -157,7 +105,7 @@ static int cdev_of(const char *bdf, char *cdev, size_t len)
 }
 
 /* The first edu device (1234:11e8) bound to vfio-pci, and its cdev path */
-static int find_device(char *bdf, size_t bdf_len, char *cdev, size_t cdev_len)
+static int find_device_any(char *bdf, size_t bdf_len, char *cdev, size_t cdev_len)
 {
 	char path[PATH_MAX], buf[64], drv[64];
 	struct dirent *de;
@@ -190,63 +138,6 @@ static int find_device(char *bdf, size_t bdf_len, char *cdev, size_t cdev_len)
 	return ret;
 }
 
-static long vmpin_kb(void)
-{
-	char line[256];
-	long val = -1;
-	FILE *f;
-
-	f = fopen("/proc/self/status", "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmPin: %ld kB", &val) == 1)
-			break;
-	fclose(f);
-	return val;
-}
-
-/*
- * Pages held by FOLL_PIN in the whole system: acquired minus released, from
- * /proc/vmstat after folding the per-CPU counters into it.
- */
-static long foll_pins(void)
-{
-	long acq = -1, rel = -1, v;
-	char line[256];
-	FILE *f;
-
-	write_text("/proc/sys/vm/stat_refresh", "1");
-	f = fopen("/proc/vmstat", "re");
-	if (!f)
-		return LONG_MIN;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "nr_foll_pin_acquired %ld", &v) == 1)
-			acq = v;
-		else if (sscanf(line, "nr_foll_pin_released %ld", &v) == 1)
-			rel = v;
-	}
-	fclose(f);
-	return acq < 0 || rel < 0 ? LONG_MIN : acq - rel;
-}
-
-/* Wait a little for a pin count to come back: it should be at once. */
-static long wait_value(long (*get)(void), long want)
-{
-	long val = get();
-	int i;
-
-	for (i = 0; i < PIN_WAIT_MS / 10 && val != want; i++) {
-		usleep(10000);
-		val = get();
-	}
-	return val;
-}
-
-static int xioctl(int fd, unsigned long req, void *arg)
-{
-	return ioctl(fd, req, arg) ? -errno : 0;
-}
 
 static int dev_bind(int dfd, int ifd)
 {
@@ -713,7 +604,7 @@ TEST(unbind_while_in_use)
 	char *buf, *thp, *p;
 	int round;
 
-	if (find_device(bdf, sizeof(bdf), cdev, sizeof(cdev)))
+	if (find_device_any(bdf, sizeof(bdf), cdev, sizeof(cdev)))
 		SKIP(return, "no edu device with a noiommu-vfio cdev");
 	if (access(VFIO_PCI_DRV "/unbind", W_OK))
 		SKIP(return, "no %s/unbind", VFIO_PCI_DRV);

@@ -59,7 +59,9 @@ retree:
 export:
 	scripts/export.sh $(TREE) patches
 
-# A build directory is configured again only when a fragment is newer.
+# A build directory is configured again only when a fragment is newer
+# (and its .config is no intermediate file for make to delete).
+.PRECIOUS: $(B)/%/.config
 .SECONDEXPANSION:
 $(B)/%/.config: $$(FRAGS_$$*) | tree
 	scripts/config.sh $(TREE) $(B)/$* $(FRAGS_$*)

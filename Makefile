@@ -45,10 +45,8 @@ help:
 deps:
 	@scripts/deps.sh
 
-$(DEB):
-	scripts/fetch-base.sh $(BASE_VERSION) $(BASE_SHA256) $(B)/dl
-
-tree: deps $(DEB)
+# Downloads the base unless present, and checks its sha256 every time.
+tree: deps
 	@scripts/fetch-base.sh $(BASE_VERSION) $(BASE_SHA256) $(B)/dl
 	@scripts/tree.sh $(DEB) $(TREE) patches
 

@@ -74,45 +74,6 @@ static unsigned long opt_secs = 3;
 static bool opt_break_leak, opt_known_bugs = true;
 static size_t pgsz;
 
-static int dev_bind(int dfd, int ifd, __u32 *devid)
-{
-	struct vfio_device_bind_iommufd cmd = {
-		.argsz = sizeof(cmd),
-		.iommufd = ifd,
-	};
-	int ret = xioctl(dfd, VFIO_DEVICE_BIND_IOMMUFD, &cmd);
-
-	if (!ret && devid)
-		*devid = cmd.out_devid;
-	return ret;
-}
-
-static int dev_attach(int dfd, __u32 pt_id)
-{
-	struct vfio_device_attach_iommufd_pt cmd = {
-		.argsz = sizeof(cmd),
-		.pt_id = pt_id,
-	};
-
-	return xioctl(dfd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &cmd);
-}
-
-static int dev_detach(int dfd)
-{
-	struct vfio_device_detach_iommufd_pt cmd = { .argsz = sizeof(cmd) };
-
-	return xioctl(dfd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &cmd);
-}
-
-static int ioas_alloc(int ifd, __u32 *id)
-{
-	struct iommu_ioas_alloc cmd = { .size = sizeof(cmd) };
-	int ret = xioctl(ifd, IOMMU_IOAS_ALLOC, &cmd);
-
-	*id = cmd.out_ioas_id;
-	return ret;
-}
-
 static int ioas_map(int ifd, __u32 ioas, void *va, __u64 len, __u64 *iova,
 		    bool fixed)
 {

@@ -16,6 +16,8 @@
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/iommufd.h>
+#include <linux/vfio.h>
 
 #ifndef PIN_WAIT_MS
 #define PIN_WAIT_MS	2000
@@ -180,6 +182,47 @@ static inline long wait_value(long (*get)(void), long want)
 static inline int xioctl(int fd, unsigned long req, void *arg)
 {
 	return ioctl(fd, req, arg) ? -errno : 0;
+}
+
+/* The ioctls every flow starts with; -errno on failure */
+
+static inline int dev_bind(int dfd, int ifd, __u32 *devid)
+{
+	struct vfio_device_bind_iommufd cmd = {
+		.argsz = sizeof(cmd),
+		.iommufd = ifd,
+	};
+	int ret = xioctl(dfd, VFIO_DEVICE_BIND_IOMMUFD, &cmd);
+
+	if (!ret && devid)
+		*devid = cmd.out_devid;
+	return ret;
+}
+
+static inline int dev_attach(int dfd, __u32 pt_id)
+{
+	struct vfio_device_attach_iommufd_pt cmd = {
+		.argsz = sizeof(cmd),
+		.pt_id = pt_id,
+	};
+
+	return xioctl(dfd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &cmd);
+}
+
+static inline int dev_detach(int dfd)
+{
+	struct vfio_device_detach_iommufd_pt cmd = { .argsz = sizeof(cmd) };
+
+	return xioctl(dfd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &cmd);
+}
+
+static inline int ioas_alloc(int ifd, __u32 *id)
+{
+	struct iommu_ioas_alloc cmd = { .size = sizeof(cmd) };
+	int ret = xioctl(ifd, IOMMU_IOAS_ALLOC, &cmd);
+
+	*id = cmd.out_ioas_id;
+	return ret;
 }
 
 #endif /* ROBUST_UTIL_H */

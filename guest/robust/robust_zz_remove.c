@@ -139,47 +139,11 @@ static int find_device_any(char *bdf, size_t bdf_len, char *cdev, size_t cdev_le
 }
 
 
-static int dev_bind(int dfd, int ifd)
-{
-	struct vfio_device_bind_iommufd cmd = {
-		.argsz = sizeof(cmd),
-		.iommufd = ifd,
-	};
-
-	return xioctl(dfd, VFIO_DEVICE_BIND_IOMMUFD, &cmd);
-}
-
-static int dev_attach(int dfd, __u32 pt_id)
-{
-	struct vfio_device_attach_iommufd_pt cmd = {
-		.argsz = sizeof(cmd),
-		.pt_id = pt_id,
-	};
-
-	return xioctl(dfd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &cmd);
-}
-
-static int dev_detach(int dfd)
-{
-	struct vfio_device_detach_iommufd_pt cmd = { .argsz = sizeof(cmd) };
-
-	return xioctl(dfd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &cmd);
-}
-
 static int dev_info(int dfd)
 {
 	struct vfio_device_info cmd = { .argsz = sizeof(cmd) };
 
 	return xioctl(dfd, VFIO_DEVICE_GET_INFO, &cmd);
-}
-
-static int ioas_alloc(int ifd, __u32 *id)
-{
-	struct iommu_ioas_alloc cmd = { .size = sizeof(cmd) };
-	int ret = xioctl(ifd, IOMMU_IOAS_ALLOC, &cmd);
-
-	*id = cmd.out_ioas_id;
-	return ret;
 }
 
 static int ioas_map(int ifd, __u32 ioas, void *va, __u64 len, __u64 iova)
@@ -273,7 +237,7 @@ static int device_flow(const char *cdev, const char **step)
 	if (ret)
 		goto out;
 	*step = "bind";
-	ret = dev_bind(dfd, ifd);
+	ret = dev_bind(dfd, ifd, NULL);
 	if (ret)
 		goto out;
 	*step = "IOAS alloc";
@@ -494,7 +458,7 @@ static void remove_round(struct __test_metadata *_metadata, int round,
 	h.ifd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, h.dfd);
 	ASSERT_LE(0, h.ifd);
-	ASSERT_EQ(0, dev_bind(h.dfd, h.ifd));
+	ASSERT_EQ(0, dev_bind(h.dfd, h.ifd, NULL));
 	ASSERT_EQ(0, ioas_alloc(h.ifd, &h.ioas));
 	ASSERT_EQ(0, dev_attach(h.dfd, h.ioas));
 	ASSERT_EQ(0, ioas_map(h.ifd, h.ioas, buf, BUF_PAGES * pgsz, IOVA_BASE));

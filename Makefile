@@ -9,12 +9,16 @@ BASE_SHA256  := e849faf31ca3555757f3a8877cb01af92122f744f75d1f3102734651c4e14703
 B       := build
 TREE    := $(B)/linux
 DEB     := $(B)/dl/linux-source-6.12_$(BASE_VERSION)_all.deb
-KERNELS := plain debug
+KERNELS := plain debug nocdev mock
 FRAGS_plain := configs/base.config
 FRAGS_debug := configs/base.config configs/debug.config
+FRAGS_nocdev := configs/base.config configs/nocdev.config
+FRAGS_mock := configs/base.config configs/mock.config
 # Seconds a guest may take to boot and finish, and its memory.
 TIMEOUT_plain := 600
 TIMEOUT_debug := 1500
+TIMEOUT_nocdev := 600
+TIMEOUT_mock := 600
 MEM     := 2G
 MEM_bench := 3G
 

@@ -18,12 +18,51 @@
  * Each is swept on a device bound once, and attach_map again as a full
  * flow: open the cdev and /dev/iommu, bind, ..., close.
  *
- * Every failing flow must stop with an errno (ENOMEM: the allocation
- * failure) and no splat, and after tearing down: VmPin and the system-wide
- * FOLL_PIN count are back to the start, no iommufd object is left (the
- * next object id is the same), and the device still works (attaches, maps,
- * translates; a full flow's next BIND succeeds). The flow with no failure
- * injected must complete.
+ * Tests:
+ *  - fail_nth_flows: the flows above. Every failing flow must stop with an
+ *    errno (ENOMEM: the allocation failure) and no splat, and after tearing
+ *    down: VmPin and the system-wide FOLL_PIN count are back to the start,
+ *    no iommufd object is left (the next object id is the same), and the
+ *    device still works (attaches, maps, translates; a full flow's next
+ *    BIND succeeds). The flow with no failure injected must complete.
+ *  - fail_nth_teardown: the teardown steps, which must succeed and give
+ *    every pin back whatever allocation fails (the noiommu domain's unmap
+ *    allocates nothing). For each kind, the set-up, without fault
+ *    injection, maps in an IOAS a few 4 KiB-page buffers at IOVAs apart,
+ *    the 2 MiB buffer (a THP if the kernel gave one: logged) and every
+ *    other page of a buffer at adjacent IOVAs (a physically discontiguous
+ *    run, one area a page), and gets them pinned by a domain (checked:
+ *    VmPin and FOLL_PIN up by at least all of it, GET_PA answers).
+ *    Then the teardown step runs alone with its Nth allocation failing, for
+ *    N = 1, 2, ... until a run reaches fewer than N fault points (at most
+ *    200, else the test fails). Whatever fails, the step must succeed (0),
+ *    VmPin and FOLL_PIN must be back to the start right after it, and once
+ *    the rest is torn down no object is left (next object id). The number
+ *    of fault points each kind reaches is logged. The kinds:
+ *     unmap: IOMMU_IOAS_UNMAP of the discontiguous run (one call over its
+ *       areas), then of everything (0, ~0), the device attached;
+ *     detach: VFIO_DEVICE_DETACH_IOMMUFD_PT, the IOAS holding the auto HWPT;
+ *     destroy: IOMMU_DESTROY of a manual HWPT (IOMMU_HWPT_ALLOC on the
+ *       device's dev_id), the device not attached;
+ *     close_iommufd: close() of the iommufd, which holds a manual HWPT and
+ *       the IOAS. A bound device holds a reference on its iommufd: closing
+ *       the iommufd fd first releases nothing (that comes when the device
+ *       fd is closed, all of which runs paused, below). So, as the full
+ *       flows do, the device fd is closed first, in the set-up; the manual
+ *       HWPT outlives it and keeps the pages pinned, and the armed close of
+ *       the iommufd is the release of all of it (its objects go with it:
+ *       the next object id, read in the new iommufd, only shows that the
+ *       device binds there as at the start);
+ *     close_devfd: close() of the device fd, attached and mapped. vfio-pci's
+ *       disable comes first in that same system call, before iommufd's
+ *       detach and unbind, so the close runs paused as a whole, as every
+ *       close of the device fd here: its sweep reaches no fault point (it
+ *       logs 0) and checks only that the close succeeds, gives every pin
+ *       back and leaves no object. The iommufd work in it, the detach of
+ *       the attached device (iommufd_device_detach(), the auto HWPT's
+ *       teardown), is what detach sweeps through the ioctl.
+ *    The two close kinds reopen and bind what they closed, outside fault
+ *    injection, before the next N.
  *
  * Out of the sweep: vfio-pci's enable of the device inside BIND and its
  * disable when the device fd is closed. Both evaluate the ACPI _PRT method
@@ -37,7 +76,10 @@
  *
  * Needs CONFIG_FAULT_INJECTION_DEBUG_FS, FAILSLAB and FAIL_PAGE_ALLOC (the
  * debug kernel); skips otherwise. Argument break=leak leaves the objects or
- * the device fd of each faulted flow behind: the test must then fail.
+ * the device fd of each faulted flow behind, and makes fail_nth_teardown
+ * skip the teardown step of each armed run (N >= 1: the pages stay pinned,
+ * and the objects a destroy or close would free stay): both tests must
+ * then fail.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -66,9 +108,15 @@
 #define IOVA_BASE	0x100000000ULL
 #define IOVA_THP	0x200000000ULL
 #define IOVA_COPY	0x300000000ULL
+#define IOVA_DISC	0x400000000ULL
+#define IOVA_APART	0x10000000ULL	/* between the small buffers' IOVAs */
 #define BUF_PAGES	16
+#define SMALL_BUFS	4		/* f->buf in 4 buffers, for the teardown */
+#define DISC_PAGES	8		/* every other page of f->disc, mapped */
+#define NR_MAPPINGS	(SMALL_BUFS + 1 + DISC_PAGES)
 #define SZ_2M		(2UL << 20)
 #define MAX_NTH		3000	/* more fault points than that: a runaway */
+#define MAX_TEARDOWN_NTH 200	/* a teardown step reaching more: a failure */
 #define PIN_WAIT_MS	2000
 #define DEBUGFS		"/sys/kernel/debug"
 
@@ -106,7 +154,9 @@ static int ioas_copy(int ifd, __u32 ioas, __u64 src, __u64 dst, __u64 len)
 	return xioctl(ifd, IOMMU_IOAS_COPY, &cmd);
 }
 
-static int ioas_unmap(int ifd, __u32 ioas, __u64 iova, __u64 len)
+/* Unmap (0, UINT64_MAX: everything); @unmapped, if given: the bytes unmapped */
+static int ioas_unmap_out(int ifd, __u32 ioas, __u64 iova, __u64 len,
+			  __u64 *unmapped)
 {
 	struct iommu_ioas_unmap cmd = {
 		.size = sizeof(cmd),
@@ -114,8 +164,16 @@ static int ioas_unmap(int ifd, __u32 ioas, __u64 iova, __u64 len)
 		.iova = iova,
 		.length = len,
 	};
+	int ret = xioctl(ifd, IOMMU_IOAS_UNMAP, &cmd);
 
-	return xioctl(ifd, IOMMU_IOAS_UNMAP, &cmd);
+	if (unmapped)
+		*unmapped = ret ? 0 : cmd.length;
+	return ret;
+}
+
+static int ioas_unmap(int ifd, __u32 ioas, __u64 iova, __u64 len)
+{
+	return ioas_unmap_out(ifd, ioas, iova, len, NULL);
 }
 
 /* GET_PA of @iova; checks the page offset of the answer */
@@ -209,11 +267,13 @@ struct flow {
 	const char *cdev;
 	char *buf;		/* BUF_PAGES pages */
 	char *thp;		/* 2 MiB, THP-backed if possible */
+	char *disc;		/* 2 * DISC_PAGES pages */
 	bool full;		/* open, bind and close in the flow */
 	int dfd, ifd;		/* kept across flows when !full */
 	__u32 dev_id;		/* of the bound device */
 	__u32 free_id;		/* lowest free object id, device kept */
 	__u32 ids[4];		/* IOAS and HWPT made by the flow, to destroy */
+	__u32 ioas, hwpt;	/* of the teardown test's set-up */
 	unsigned int nr_ids;
 	int step;		/* the step that failed */
 	int bind_ret;		/* of the flow's BIND, 1 if not reached */
@@ -274,12 +334,15 @@ static int bind_paused(struct flow *f, __u32 *dev_id)
 	return f->bind_ret;
 }
 
-static void close_dev_paused(struct flow *f)
+static int close_dev_paused(struct flow *f)
 {
+	int ret;
+
 	nth_pause(f);
-	close(f->dfd);
+	ret = close(f->dfd) ? -errno : 0;
 	f->dfd = -1;
 	nth_resume(f);
+	return ret;
 }
 
 /* Objects the teardown destroys, when the flow could not */
@@ -666,43 +729,320 @@ static const char *fail_nth_path(void)
 	return NULL;
 }
 
-TEST(fail_nth_flows)
+/*
+ * What both tests start with, or why they skip: fail-nth and the fault
+ * attributes, the device, and the buffers faulted in and locked, so that
+ * no flow takes a page fault. Gives the pin counts to come back to.
+ */
+static const char *prepare(struct __test_metadata *_metadata, struct flow *f,
+			   char *cdev, size_t cdev_len, long *vmpin_start,
+			   long *pins_start)
 {
-	char bdf[NAME_MAX + 1], cdev[PATH_MAX], errs[512];
-	unsigned long per_errno[256] = { 0 };
-	unsigned int total = 0, absorbed_total = 0, points, absorbed, i;
-	struct flow f = { .nth_fd = -1, .dfd = -1, .ifd = -1 };
-	long vmpin_start, pins_start;
-	const char *nth_path;
-	double start, t0;
-	size_t n = 0;
-	int ret;
+	char bdf[NAME_MAX + 1];
 	char *p;
 
-	nth_path = fail_nth_path();
-	if (!nth_path || access(DEBUGFS "/failslab", F_OK) ||
+	if (!fail_nth_path() || access(DEBUGFS "/failslab", F_OK) ||
 	    access(DEBUGFS "/fail_page_alloc", F_OK))
-		SKIP(return, "needs fail-nth, failslab and fail_page_alloc (CONFIG_FAULT_INJECTION_DEBUG_FS, FAILSLAB, FAIL_PAGE_ALLOC: the debug kernel)");
-	if (find_device(bdf, sizeof(bdf), cdev, sizeof(cdev)))
-		SKIP(return, "no edu device with a noiommu-vfio cdev");
+		return "needs fail-nth, failslab and fail_page_alloc (CONFIG_FAULT_INJECTION_DEBUG_FS, FAILSLAB, FAIL_PAGE_ALLOC: the debug kernel)";
+	if (find_device(bdf, sizeof(bdf), cdev, cdev_len))
+		return "no edu device with a noiommu-vfio cdev";
 
-	/* Buffers faulted in and locked, so that the flow takes no page faults */
-	f.cdev = cdev;
-	f.buf = mmap(NULL, BUF_PAGES * pgsz, PROT_READ | PROT_WRITE,
-		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	ASSERT_NE(MAP_FAILED, f.buf);
+	f->cdev = cdev;
+	f->buf = mmap(NULL, BUF_PAGES * pgsz, PROT_READ | PROT_WRITE,
+		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	ASSERT_NE(MAP_FAILED, f->buf);
+	f->disc = mmap(NULL, 2 * DISC_PAGES * pgsz, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	ASSERT_NE(MAP_FAILED, f->disc);
 	p = mmap(NULL, 2 * SZ_2M, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	ASSERT_NE(MAP_FAILED, p);
-	f.thp = (char *)(((uintptr_t)p + SZ_2M - 1) & ~(SZ_2M - 1));
-	madvise(f.thp, SZ_2M, MADV_HUGEPAGE);
-	memset(f.thp, 1, SZ_2M);
+	f->thp = (char *)(((uintptr_t)p + SZ_2M - 1) & ~(SZ_2M - 1));
+	madvise(f->thp, SZ_2M, MADV_HUGEPAGE);
+	memset(f->thp, 1, SZ_2M);
 	ASSERT_EQ(0, mlockall(MCL_CURRENT | MCL_FUTURE));
 
-	vmpin_start = vmpin_kb();
-	pins_start = foll_pins();
-	ASSERT_LE(0, vmpin_start);
-	ASSERT_NE(LONG_MIN, pins_start);
+	*vmpin_start = vmpin_kb();
+	*pins_start = foll_pins();
+	ASSERT_LE(0, *vmpin_start);
+	ASSERT_NE(LONG_MIN, *pins_start);
+	return NULL;
+}
+
+/* The end of both tests: fault injection off, nothing pinned, device binds */
+static void finish(struct __test_metadata *_metadata, struct flow *f,
+		   long vmpin_start, long pins_start)
+{
+	close(f->nth_fd);
+	f->nth_fd = -1;
+	fi_restore();
+	EXPECT_EQ(vmpin_start, wait_value(vmpin_kb, vmpin_start));
+	EXPECT_EQ(pins_start, wait_value(foll_pins, pins_start));
+	EXPECT_EQ(0, device_binds(f->cdev));
+	munlockall();
+}
+
+/* The teardown test */
+
+/*
+ * Mapping @i of the teardown test: SMALL_BUFS buffers of 4 KiB pages at
+ * IOVAs apart, the THP, then every other page of f->disc at adjacent IOVAs:
+ * pages that are not neighbours in memory behind a run of IOVAs, so that
+ * run is not physically contiguous (and is one area a page).
+ */
+static void mapping(struct flow *f, unsigned int i, char **va, __u64 *len,
+		    __u64 *iova)
+{
+	if (i < SMALL_BUFS) {
+		*len = BUF_PAGES / SMALL_BUFS * pgsz;
+		*va = f->buf + i * *len;
+		*iova = IOVA_BASE + i * IOVA_APART;
+	} else if (i == SMALL_BUFS) {
+		*len = SZ_2M;
+		*va = f->thp;
+		*iova = IOVA_THP;
+	} else {
+		i -= SMALL_BUFS + 1;
+		*len = pgsz;
+		*va = f->disc + 2 * i * pgsz;
+		*iova = IOVA_DISC + i * pgsz;
+	}
+}
+
+static __u64 mapped_bytes(struct flow *f)
+{
+	__u64 len, iova, sum = 0;
+	unsigned int i;
+	char *va;
+
+	for (i = 0; i < NR_MAPPINGS; i++) {
+		mapping(f, i, &va, &len, &iova);
+		sum += len;
+	}
+	return sum;
+}
+
+/* Whether the VMA holding @p has a THP in it (AnonHugePages in smaps) */
+static bool thp_backed(const void *p)
+{
+	unsigned long start, end, kb;
+	bool in = false, thp = false;
+	char line[1024];
+	FILE *f;
+
+	f = fopen("/proc/self/smaps", "re");
+	if (!f)
+		return false;
+	while (!thp && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%lx-%lx ", &start, &end) == 2)
+			in = start <= (uintptr_t)p && (uintptr_t)p < end;
+		else if (in && sscanf(line, "AnonHugePages: %lu kB", &kb) == 1)
+			thp = kb >= SZ_2M >> 10;
+	}
+	fclose(f);
+	return thp;
+}
+
+/* Open and bind what is closed, outside fault injection */
+static int reopen_bind(struct flow *f)
+{
+	if (f->ifd < 0)
+		f->ifd = open_rw("/dev/iommu");
+	if (f->ifd < 0)
+		return f->ifd;
+	if (f->dfd >= 0)
+		return 0;
+	f->dfd = open_rw(f->cdev);
+	if (f->dfd < 0)
+		return f->dfd;
+	return dev_bind(f->dfd, f->ifd, &f->dev_id);
+}
+
+/* The teardown steps: each must succeed whatever allocation fails */
+
+static int td_unmap(struct flow *f)
+{
+	__u64 disc, rest;
+	int ret;
+
+	/* The discontiguous run in one call over its areas, then the rest */
+	STEP(ioas_unmap_out(f->ifd, f->ioas, IOVA_DISC, DISC_PAGES * pgsz,
+			    &disc));
+	STEP(ioas_unmap_out(f->ifd, f->ioas, 0, UINT64_MAX, &rest));
+	STEP(disc + rest == mapped_bytes(f) ? 0 : -EPROTO);
+	return 0;
+}
+
+static int td_detach(struct flow *f)
+{
+	return dev_detach(f->dfd);
+}
+
+static int td_destroy(struct flow *f)
+{
+	int ret = destroy(f->ifd, f->hwpt);
+
+	if (!ret)
+		untrack(f, f->hwpt);
+	return ret;
+}
+
+static int td_close_iommufd(struct flow *f)
+{
+	int ret = close(f->ifd) ? -errno : 0;
+
+	f->ifd = -1;
+	return ret;
+}
+
+struct teardown_kind {
+	const char *name;
+	int (*run)(struct flow *f);
+	bool hwpt;		/* a manual HWPT pins the pages, not the attach */
+	bool unbind;		/* the set-up ends closing the device fd */
+	const char *remark;
+};
+
+static const struct teardown_kind teardowns[] = {
+	{ "unmap", td_unmap },
+	{ "detach", td_detach },
+	{ "destroy", td_destroy, .hwpt = true },
+	/* The device holds the iommufd: closed first (see the top comment) */
+	{ "close_iommufd", td_close_iommufd, .hwpt = true, .unbind = true },
+	/* vfio-pci's disable comes first in the close: all of it is paused */
+	{ "close_devfd", close_dev_paused,
+	  .remark = " (the close runs paused: see the top comment)" },
+};
+
+/*
+ * The set-up, outside fault injection: an IOAS with every mapping, pinned
+ * by the device attached to it (auto HWPT) or by a manual HWPT; GET_PA
+ * answers for each mapping; then, for close_iommufd, the device fd closed.
+ */
+static int td_setup(struct flow *f, const struct teardown_kind *k)
+{
+	__u64 len, iova;
+	unsigned int i;
+	char *va;
+	int ret;
+
+	f->nr_ids = 0;
+	f->step = 0;
+	STEP(ioas_alloc(f->ifd, &f->ioas));
+	track(f, f->ioas);
+	for (i = 0; i < NR_MAPPINGS; i++) {
+		mapping(f, i, &va, &len, &iova);
+		STEP(ioas_map(f->ifd, f->ioas, va, len, iova));
+	}
+	if (k->hwpt) {
+		STEP(hwpt_alloc(f->ifd, f->dev_id, f->ioas, &f->hwpt));
+		track(f, f->hwpt);
+	} else {
+		STEP(dev_attach(f->dfd, f->ioas));
+	}
+	for (i = 0; i < NR_MAPPINGS; i++) {
+		mapping(f, i, &va, &len, &iova);
+		STEP(get_pa(f->ifd, f->ioas, iova, len));
+	}
+	if (k->unbind)
+		STEP(close_dev_paused(f));
+	return 0;
+}
+
+/*
+ * One run of a teardown kind with its Nth allocation failing (none for
+ * @nth 0): the set-up, then the step alone, armed. Right after the step
+ * nothing may stay pinned; once the rest is torn down and what was closed
+ * is bound again, no object may be left. False, with the reason logged, if
+ * a check fails; f->fired tells whether the fault was injected.
+ */
+static bool teardown_nth(struct __test_metadata *_metadata, struct flow *f,
+			 const struct teardown_kind *k, unsigned int nth,
+			 long vmpin_start, long pins_start)
+{
+	long held_kb = mapped_bytes(f) >> 10;
+	long held_pins = mapped_bytes(f) / pgsz;
+	long vmpin, pins;
+	int ret, rebind;
+	__u32 id;
+
+	ret = td_setup(f, k);
+	vmpin = vmpin_kb();
+	pins = foll_pins();
+	if (ret || vmpin < vmpin_start + held_kb ||
+	    pins < pins_start + held_pins) {
+		EXPECT_EQ(0, ret) TH_LOG("%s: set-up step %d: %s", k->name,
+					 f->step, strerror(-ret));
+		EXPECT_LE(vmpin_start + held_kb, vmpin)
+			TH_LOG("%s: the set-up leaves too little pinned",
+			       k->name);
+		EXPECT_LE(pins_start + held_pins, pins);
+		teardown(f);
+		return false;
+	}
+
+	f->step = 0;
+	nth_arm(f, nth);
+	/* break=leak: "forget" the teardown step, leaving it all pinned */
+	ret = opt_break_leak && nth ? 0 : k->run(f);
+	nth_finish(f);
+	vmpin = wait_value(vmpin_kb, vmpin_start);
+	pins = wait_value(foll_pins, pins_start);
+
+	teardown(f);
+	rebind = reopen_bind(f);
+	id = rebind ? 0 : next_id(f);
+	if (!ret && vmpin == vmpin_start && pins == pins_start && !rebind &&
+	    id == f->free_id)
+		return true;
+	EXPECT_EQ(0, ret) TH_LOG("%s: step %d: %s", k->name, f->step,
+				 strerror(-ret));
+	EXPECT_EQ(vmpin_start, vmpin) TH_LOG("VmPin (kB) after the step");
+	EXPECT_EQ(pins_start, pins) TH_LOG("FOLL_PIN pages after the step");
+	EXPECT_EQ(0, rebind) TH_LOG("the device does not bind again");
+	EXPECT_EQ(f->free_id, id) TH_LOG("iommufd objects left over");
+	TH_LOG("%s: fault %u %s", k->name, nth,
+	       f->fired ? "injected" : "not reached");
+	return false;
+}
+
+/*
+ * Sweep a teardown kind: N = 1, 2, ... until its step reaches fewer than N
+ * fault points. Gives how many it reaches.
+ */
+static unsigned int sweep_teardown(struct __test_metadata *_metadata,
+				   struct flow *f,
+				   const struct teardown_kind *k,
+				   long vmpin_start, long pins_start)
+{
+	unsigned int nth;
+
+	for (nth = 1; nth <= MAX_TEARDOWN_NTH; nth++)
+		if (!teardown_nth(_metadata, f, k, nth, vmpin_start,
+				  pins_start) || !f->fired)
+			break;
+	EXPECT_GE(MAX_TEARDOWN_NTH, nth)
+		TH_LOG("%s: more than %u fault points", k->name,
+		       MAX_TEARDOWN_NTH);
+	return nth - 1;
+}
+
+TEST(fail_nth_flows)
+{
+	unsigned long per_errno[256] = { 0 };
+	unsigned int total = 0, absorbed_total = 0, points, absorbed, i;
+	struct flow f = { .nth_fd = -1, .dfd = -1, .ifd = -1 };
+	char cdev[PATH_MAX], errs[512];
+	long vmpin_start, pins_start;
+	const char *skip;
+	double start, t0;
+	size_t n = 0;
+	int ret;
+
+	skip = prepare(_metadata, &f, cdev, sizeof(cdev), &vmpin_start,
+		       &pins_start);
+	if (skip)
+		SKIP(return, "%s", skip);
 
 	/* Each flow passes as it is first, full and on a bound device */
 	for (f.full = true; ; f.full = false) {
@@ -728,7 +1068,7 @@ TEST(fail_nth_flows)
 	}
 
 	ASSERT_EQ(0, fi_setup());
-	f.nth_fd = open(nth_path, O_RDWR | O_CLOEXEC);
+	f.nth_fd = open(fail_nth_path(), O_RDWR | O_CLOEXEC);
 	ASSERT_LE(0, f.nth_fd);
 	start = now_s();
 
@@ -767,8 +1107,6 @@ TEST(fail_nth_flows)
 		     points, now_s() - t0);
 		total += points;
 	}
-	close(f.nth_fd);
-	fi_restore();
 
 	errs[0] = '\0';
 	for (i = 0; i < ARRAY_SIZE(per_errno); i++)
@@ -777,10 +1115,53 @@ TEST(fail_nth_flows)
 				      strerrorname_np(i) ?: "?", per_errno[i]);
 	note("fail_nth: %u fault points hit in all (%u recovered), %.1f s; errors:%s\n",
 	     total, absorbed_total, now_s() - start, errs);
-	EXPECT_EQ(vmpin_start, wait_value(vmpin_kb, vmpin_start));
-	EXPECT_EQ(pins_start, wait_value(foll_pins, pins_start));
-	EXPECT_EQ(0, device_binds(cdev));
-	munlockall();
+	finish(_metadata, &f, vmpin_start, pins_start);
+}
+
+/*
+ * Every teardown kind once with no fault, then swept (see the top comment).
+ * The device is bound once, to its own iommufd: the close kinds bind it
+ * again, so the next object id is the same throughout.
+ */
+TEST(fail_nth_teardown)
+{
+	struct flow f = { .nth_fd = -1, .dfd = -1, .ifd = -1 };
+	long vmpin_start, pins_start;
+	unsigned int i, points;
+	char cdev[PATH_MAX];
+	const char *skip;
+	double t0;
+
+	skip = prepare(_metadata, &f, cdev, sizeof(cdev), &vmpin_start,
+		       &pins_start);
+	if (skip)
+		SKIP(return, "%s", skip);
+	ASSERT_EQ(0, reopen_bind(&f));
+	f.free_id = next_id(&f);
+	ASSERT_NE(0, f.free_id);
+	note("fail_nth: teardown of %u mappings, %llu kB, the 2 MiB one %s\n",
+	     NR_MAPPINGS, (unsigned long long)mapped_bytes(&f) >> 10,
+	     thp_backed(f.thp) ? "a THP" : "in 4 KiB pages (no THP)");
+	for (i = 0; i < ARRAY_SIZE(teardowns); i++)
+		ASSERT_TRUE(teardown_nth(_metadata, &f, &teardowns[i], 0,
+					 vmpin_start, pins_start));
+
+	ASSERT_EQ(0, fi_setup());
+	f.nth_fd = open(fail_nth_path(), O_RDWR | O_CLOEXEC);
+	ASSERT_LE(0, f.nth_fd);
+	for (i = 0; i < ARRAY_SIZE(teardowns) && !_metadata->exit_code; i++) {
+		t0 = now_s();
+		points = sweep_teardown(_metadata, &f, &teardowns[i],
+					vmpin_start, pins_start);
+		note("fail_nth: teardown %s: %u fault points reached%s%s, %.1f s\n",
+		     teardowns[i].name, points,
+		     _metadata->exit_code ? ", FAILED" :
+		     ", each survived: 0 returned, the pins back",
+		     teardowns[i].remark ?: "", now_s() - t0);
+	}
+	close(f.dfd);
+	close(f.ifd);
+	finish(_metadata, &f, vmpin_start, pins_start);
 }
 
 int main(int argc, char **argv)

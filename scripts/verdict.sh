@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Read a guest console log: count TAP results, and count as failures a kernel
-# splat, a guest that did not finish, a QEMU that failed, or no test at all.
+# splat, a SKIP the kernel's list does not expect, a guest that did not
+# finish, a QEMU that failed, or no test at all.
 # Writes "PASSED FAILED SKIPPED" to LOG.counts, prints a line, and exits
 # non-zero if anything failed.
 # Usage: verdict.sh NAME LOG QEMU_STATUS
@@ -24,6 +25,23 @@ if [ -n "$splats" ]; then
 	sed 's/^/    /' <<< "$splats" | head -20
 	failed=$((failed + 1))
 fi
+# Every SKIP must be one that guest/skips/NAME expects ("PROGRAM TEST"
+# lines, shell patterns allowed): a feature that vanished must not pass as
+# a row of skips.
+list="$(dirname "$0")/../guest/skips/$name"
+patterns=()
+[ -f "$list" ] && mapfile -t patterns < <(grep -v '^#' "$list" | grep .)
+while read -r prog test; do
+	[ -n "$prog" ] || continue
+	for pat in "${patterns[@]}"; do
+		# shellcheck disable=SC2053 # the list holds patterns
+		[[ "$prog $test" == $pat ]] && continue 2
+	done
+	echo "$name: unexpected SKIP: $prog $test"
+	failed=$((failed + 1))
+done < <(awk '/^# harness: running /{ prog = $4 }
+	      /^ok .*# SKIP/{ t = $0; sub(/^ok [0-9]+ /, "", t); sub(/ # SKIP.*/, "", t)
+			      print prog, t }' <<< "$text")
 if ! grep -q '^harness: done' <<< "$text"; then
 	echo "$name: the guest did not finish its tests"
 	failed=$((failed + 1))

@@ -1,6 +1,6 @@
 # iommufd no-IOMMU mode for the VFIO cdev, on Linux 6.12: the harness.
 # 'make run' boots the patched kernel and shows a userspace driver doing DMA;
-# 'make test' runs every test on a plain and a debug kernel.
+# 'make test' runs every test on each kernel of KERNELS (plain, debug, nocdev, mock).
 
 # The base: Debian's linux-source-6.12, pinned by version and sha256.
 BASE_VERSION := 6.12.117-1~deb12u1
@@ -38,13 +38,13 @@ all: kernel-plain
 
 help:
 	@echo "make run      build and boot the patched kernel, show a driver doing DMA"
-	@echo "make test     all tests on the plain and the debug kernel"
+	@echo "make test     all tests on every kernel: $(KERNELS)"
 	@echo "make check    checkpatch, sparse, W=1, bisect build, Kconfig matrix, docs"
 	@echo "make bench    benchmarks on the plain kernel (BENCH_ARGS=--short: seconds)"
 	@echo "make tree     make $(TREE): base + patches/ (git am)"
 	@echo "make export   write $(TREE)'s commits back to patches/"
 	@echo "make retree   throw $(TREE) away and make it again"
-	@echo "make kernel-plain / kernel-debug / guest / test-plain / test-debug"
+	@echo "make kernel-K / test-K (K in $(KERNELS)) / guest"
 
 deps:
 	@scripts/deps.sh
@@ -105,7 +105,7 @@ check: tree
 	scripts/check.sh $(TREE) patches $(B)/check configs/base.config
 
 clean:
-	rm -rf $(B)/plain $(B)/debug $(B)/guest $(B)/check
+	rm -rf $(addprefix $(B)/,$(KERNELS)) $(B)/guest $(B)/check
 
 distclean:
 	rm -rf $(B)

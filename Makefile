@@ -88,9 +88,10 @@ bench: deps kernel-plain guest
 	scripts/verdict.sh bench $(B)/plain/bench.log $$rc
 	@[ -n "$(BENCH_ARGS)" ] || scripts/bench-loop.sh $(TREE)
 
+# TEST_ARGS reach the guest's programs (break=leak: each must then fail).
 test-%: deps kernel-% guest
 	@rc=0; scripts/qemu.sh $(B)/$*/arch/x86/boot/bzImage $(B)/guest/initramfs.cpio \
-		test $(B)/$*/console.log $(TIMEOUT_$*) $(MEM) || rc=$$?; \
+		test $(B)/$*/console.log $(TIMEOUT_$*) $(MEM) "$(TEST_ARGS)" || rc=$$?; \
 	scripts/verdict.sh $* $(B)/$*/console.log $$rc
 
 test: deps

@@ -8,7 +8,16 @@
 set -euo pipefail
 
 name=$1 log=$2 qemu_rc=$3
-text=$(tr -d '\r' < "$log")
+# kselftest's runner nests each program's TAP under "# " and ends it with a
+# line of its own ("ok N selftests: vfio: PROGRAM"). Un-nest the test
+# results, name the program as run-tests does, and keep the runner's line
+# only where it reports a failure (an exit status, a timeout) that the
+# program's own lines do not.
+text=$(tr -d '\r' < "$log" | awk '
+	/^# selftests: [^ ]+: [^ ]+$/ { print "# harness: running " $4; failed = 0; next }
+	/^# (not )?ok [0-9]+ / { sub(/^# /, ""); if (/^not ok/) failed = 1; print; next }
+	/^(not )?ok [0-9]+ selftests: / { if (/^not ok/ && !failed) print; next }
+	{ print }')
 
 passed=$(grep -E '^ok( |$)' <<< "$text" | grep -cv '# SKIP' || true)
 skipped=$(grep -E '^ok( |$)' <<< "$text" | grep -c '# SKIP' || true)

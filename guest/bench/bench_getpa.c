@@ -32,10 +32,8 @@
  * non-zero on any failure.
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -47,8 +45,8 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
-#include <linux/iommufd.h>
-#include <linux/vfio.h>
+
+#include "vfio_noiommu_lib.h"
 
 #ifndef MAP_HUGE_2MB
 #define MAP_HUGE_2MB	(21 << MAP_HUGE_SHIFT)
@@ -63,7 +61,6 @@
 #define PM_PFN_MASK	((1ULL << 55) - 1)
 #define PM_PRESENT	(1ULL << 63)
 
-#define PCI_DIR		"/sys/bus/pci/devices"
 #define NR_HUGE		"/proc/sys/vm/nr_hugepages"
 
 /* ------------------------------------------------------------------ */
@@ -124,70 +121,6 @@ static void *xcalloc(size_t n, size_t sz)
 }
 
 /* ------------------------------------------------------------------ */
-/* Small file helpers                                                  */
-
-static int read_file(const char *path, char *buf, size_t len)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = read(fd, buf, len - 1);
-	if (n < 0) {
-		n = -errno;
-		close(fd);
-		return n;
-	}
-	close(fd);
-	buf[n] = '\0';
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
-		buf[--n] = '\0';
-	return 0;
-}
-
-static int write_file(const char *path, const char *val)
-{
-	ssize_t n;
-	int fd;
-
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	n = write(fd, val, strlen(val));
-	n = n < 0 ? -errno : 0;
-	close(fd);
-	return n;
-}
-
-/* "@key <n> kB" of the smaps block of the VMA holding @addr, or -1. */
-static long smaps_kb(const void *addr, const char *key)
-{
-	unsigned long start, end;
-	size_t klen = strlen(key);
-	int in_vma = 0;
-	char line[512];
-	long val = -1;
-	FILE *f;
-
-	f = fopen("/proc/self/smaps", "re");
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "%lx-%lx ", &start, &end) == 2) {
-			in_vma = (uintptr_t)addr >= start && (uintptr_t)addr < end;
-			continue;
-		}
-		if (in_vma && !strncmp(line, key, klen) &&
-		    sscanf(line + klen, " %ld", &val) == 1)
-			break;
-	}
-	fclose(f);
-	return val;
-}
-
-/* ------------------------------------------------------------------ */
 /* hugetlb pool                                                        */
 
 static int huge_touched;
@@ -198,11 +131,11 @@ static long hugepages_set(long n)
 	int ret;
 
 	snprintf(buf, sizeof(buf), "%ld", n);
-	ret = write_file(NR_HUGE, buf);
+	ret = write_text(NR_HUGE, buf);
 	if (ret)
 		fail("write %s to %s: %s", buf, NR_HUGE, strerror(-ret));
 	huge_touched = 1;
-	ret = read_file(NR_HUGE, buf, sizeof(buf));
+	ret = read_text(NR_HUGE, buf, sizeof(buf));
 	if (ret)
 		fail("read %s: %s", NR_HUGE, strerror(-ret));
 	return strtol(buf, NULL, 10);
@@ -211,7 +144,7 @@ static long hugepages_set(long n)
 static void restore_hugepages(void)
 {
 	if (huge_touched)
-		write_file(NR_HUGE, "0");
+		write_text(NR_HUGE, "0");
 }
 
 /* ------------------------------------------------------------------ */
@@ -222,150 +155,63 @@ static struct {
 	int devfd;
 	__u32 ioas;
 	int pagemap;
-	char bdf[64];
-	char cdev[64];
-} g = { -1, -1, 0, -1, "", "" };
+	struct noiommu_dev dev;		/* bdf, and name of the cdev */
+} g = { -1, -1, 0, -1 };
 
-static int sysfs_hex(const char *dir, const char *attr, unsigned long *val)
-{
-	char path[PATH_MAX + 32], buf[32];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, attr);
-	if (read_file(path, buf, sizeof(buf)))
-		return -1;
-	*val = strtoul(buf, NULL, 0);
-	return 0;
-}
-
-/* The edu device (1234:11e8) on vfio-pci with the lowest BDF, and its cdev. */
-static void find_edu(void)
-{
-	char dir[PATH_MAX], link[PATH_MAX];
-	unsigned long ven, dev;
-	struct dirent *de;
-	const char *drv;
-	DIR *d;
-	ssize_t n;
-
-	d = opendir(PCI_DIR);
-	if (!d)
-		FAIL_ERRNO("opendir " PCI_DIR);
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.' || strlen(de->d_name) >= sizeof(g.bdf))
-			continue;
-		snprintf(dir, sizeof(dir), PCI_DIR "/%s", de->d_name);
-		if (sysfs_hex(dir, "vendor", &ven) || sysfs_hex(dir, "device", &dev) ||
-		    ven != 0x1234 || dev != 0x11e8)
-			continue;
-		snprintf(dir, sizeof(dir), PCI_DIR "/%s/driver", de->d_name);
-		n = readlink(dir, link, sizeof(link) - 1);
-		if (n < 0)
-			continue;
-		link[n] = '\0';
-		drv = strrchr(link, '/');
-		if (strcmp(drv ? drv + 1 : link, "vfio-pci"))
-			continue;
-		if (!g.bdf[0] || strcmp(de->d_name, g.bdf) < 0)
-			snprintf(g.bdf, sizeof(g.bdf), "%s", de->d_name);
-	}
-	closedir(d);
-	if (!g.bdf[0])
-		fail("no edu device (1234:11e8) bound to vfio-pci");
-
-	snprintf(dir, sizeof(dir), PCI_DIR "/%s/vfio-dev", g.bdf);
-	d = opendir(dir);
-	if (!d)
-		FAIL_ERRNO("opendir %s", dir);
-	while ((de = readdir(d))) {
-		if (de->d_name[0] != '.' && strlen(de->d_name) < sizeof(g.cdev)) {
-			snprintf(g.cdev, sizeof(g.cdev), "%s", de->d_name);
-			break;
-		}
-	}
-	closedir(d);
-	if (strncmp(g.cdev, "noiommu-vfio", 12))
-		fail("%s: no noiommu-vfioN cdev under %s (found '%s')", g.bdf,
-		     dir, g.cdev);
-}
-
+/* The edu device's no-IOMMU cdev, bound and attached to a fresh IOAS */
 static void setup_device(void)
 {
-	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
-	struct vfio_device_attach_iommufd_pt attach = { .argsz = sizeof(attach) };
-	struct iommu_ioas_alloc alloc = { .size = sizeof(alloc) };
-	char path[PATH_MAX];
+	char reason[256];
+	int ret;
 
-	find_edu();
-	snprintf(path, sizeof(path), "/dev/vfio/devices/%s", g.cdev);
-	g.devfd = open(path, O_RDWR | O_CLOEXEC);
+	if (noiommu_probe(NULL, &g.dev, reason, sizeof(reason)))
+		fail("%s", reason);
+	g.devfd = vfio_cdev_open(g.dev.name);
 	if (g.devfd < 0)
-		FAIL_ERRNO("open %s", path);
-	g.iommufd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
+		fail("open " VFIO_CDEV_DIR "/%s: %s", g.dev.name,
+		     strerror(-g.devfd));
+	g.iommufd = iommufd_open();
 	if (g.iommufd < 0)
-		FAIL_ERRNO("open /dev/iommu");
-
-	bind.iommufd = g.iommufd;
-	if (ioctl(g.devfd, VFIO_DEVICE_BIND_IOMMUFD, &bind))
-		FAIL_ERRNO("VFIO_DEVICE_BIND_IOMMUFD");
-	if (ioctl(g.iommufd, IOMMU_IOAS_ALLOC, &alloc))
-		FAIL_ERRNO("IOMMU_IOAS_ALLOC");
-	g.ioas = alloc.out_ioas_id;
-	attach.pt_id = g.ioas;
-	if (ioctl(g.devfd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach))
-		FAIL_ERRNO("VFIO_DEVICE_ATTACH_IOMMUFD_PT");
+		fail("open /dev/iommu: %s", strerror(-g.iommufd));
+	ret = vfio_device_bind(g.devfd, g.iommufd, NULL);
+	if (ret)
+		fail("VFIO_DEVICE_BIND_IOMMUFD: %s", strerror(-ret));
+	ret = iommufd_ioas_alloc(g.iommufd, &g.ioas);
+	if (ret)
+		fail("IOMMU_IOAS_ALLOC: %s", strerror(-ret));
+	ret = vfio_device_attach(g.devfd, g.ioas, NULL);
+	if (ret)
+		fail("VFIO_DEVICE_ATTACH_IOMMUFD_PT: %s", strerror(-ret));
 
 	g.pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
 	if (g.pagemap < 0)
 		FAIL_ERRNO("open /proc/self/pagemap");
 }
 
+/*
+ * IOAS_MAP, IOAS_UNMAP and GET_PA are timed: the library's calls for them
+ * build the ioctl struct on the stack and do nothing but the ioctl.
+ */
 static void ioas_map(void *va, uint64_t len)
 {
-	struct iommu_ioas_map cmd = {
-		.size = sizeof(cmd),
-		.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
-			 IOMMU_IOAS_MAP_WRITEABLE,
-		.ioas_id = g.ioas,
-		.user_va = (uintptr_t)va,
-		.length = len,
-		.iova = IOVA_BASE,
-	};
+	int ret = iommufd_ioas_map(g.iommufd, g.ioas, va, len, IOVA_BASE);
 
-	if (ioctl(g.iommufd, IOMMU_IOAS_MAP, &cmd))
-		FAIL_ERRNO("IOMMU_IOAS_MAP of %llu bytes", (unsigned long long)len);
+	if (ret)
+		fail("IOMMU_IOAS_MAP of %llu bytes: %s", (unsigned long long)len,
+		     strerror(-ret));
 }
 
 static void ioas_unmap(uint64_t len)
 {
-	struct iommu_ioas_unmap cmd = {
-		.size = sizeof(cmd),
-		.ioas_id = g.ioas,
-		.iova = IOVA_BASE,
-		.length = len,
-	};
+	__u64 done = len;
+	int ret = iommufd_ioas_unmap_len(g.iommufd, g.ioas, IOVA_BASE, &done);
 
-	if (ioctl(g.iommufd, IOMMU_IOAS_UNMAP, &cmd))
-		FAIL_ERRNO("IOMMU_IOAS_UNMAP of %llu bytes", (unsigned long long)len);
-	if (cmd.length != len)
+	if (ret)
+		fail("IOMMU_IOAS_UNMAP of %llu bytes: %s",
+		     (unsigned long long)len, strerror(-ret));
+	if (done != len)
 		fail("IOMMU_IOAS_UNMAP unmapped %llu bytes, not %llu",
-		     (unsigned long long)cmd.length, (unsigned long long)len);
-}
-
-/* One GET_PA call: @len in, the most bytes; out, the contiguous bytes. */
-static inline int get_pa(uint64_t iova, uint64_t *len, uint64_t *pa)
-{
-	struct iommu_ioas_noiommu_get_pa cmd = {
-		.size = sizeof(cmd),
-		.ioas_id = g.ioas,
-		.iova = iova,
-		.length = *len,
-	};
-
-	if (ioctl(g.iommufd, IOMMU_IOAS_NOIOMMU_GET_PA, &cmd))
-		return -errno;
-	*len = cmd.length;
-	*pa = cmd.out_phys;
-	return 0;
+		     (unsigned long long)done, (unsigned long long)len);
 }
 
 /* ------------------------------------------------------------------ */
@@ -481,7 +327,7 @@ static uint64_t buf_huge_bytes(const struct buf *b)
 
 	if (b->kind == K_HUGETLB)
 		return b->len;
-	kb = smaps_kb(b->va, "AnonHugePages:");
+	kb = smaps_anon_huge_kb(b->va);
 	return kb < 0 ? 0 : (uint64_t)kb * 1024;
 }
 
@@ -495,14 +341,16 @@ struct run {
 };
 
 /* (a) GET_PA per 4 KiB page: @pa[i] = PA of page i */
-static uint64_t lk_getpa_page(const struct buf *b, uint64_t *pa)
+static uint64_t lk_getpa_page(const struct buf *b, __u64 *pa)
 {
-	uint64_t t0 = now_ns(), len;
+	uint64_t t0 = now_ns();
+	__u64 len;
 	int ret;
 
 	for (size_t i = 0; i < b->npages; i++) {
 		len = PG;
-		ret = get_pa(IOVA_BASE + i * PG, &len, &pa[i]);
+		ret = iommufd_get_pa(g.iommufd, g.ioas, IOVA_BASE + i * PG,
+				     &len, &pa[i]);
 		if (ret)
 			fail("GET_PA of page %zu: %s", i, strerror(-ret));
 		if (len != PG)
@@ -516,13 +364,15 @@ static uint64_t lk_getpa_page(const struct buf *b, uint64_t *pa)
 static uint64_t lk_getpa_runs(const struct buf *b, struct run *runs,
 			      size_t max_runs, size_t *calls)
 {
-	uint64_t t0 = now_ns(), off = 0, len, pa = 0;
+	uint64_t t0 = now_ns(), off = 0;
+	__u64 len, pa = 0;
 	size_t n = 0;
 	int ret;
 
 	while (off < b->len) {
 		len = b->len - off;
-		ret = get_pa(IOVA_BASE + off, &len, &pa);
+		ret = iommufd_get_pa(g.iommufd, g.ioas, IOVA_BASE + off, &len,
+				     &pa);
 		if (ret)
 			fail("GET_PA at offset %llu: %s", (unsigned long long)off,
 			     strerror(-ret));
@@ -629,7 +479,8 @@ static void print_lookup_header(void)
 static void lookup_bench(enum kind kind, uint64_t len)
 {
 	struct buf b;
-	uint64_t *pa_a, *pa_c, *pa_d, *ent, *pa_h, min_run;
+	__u64 *pa_a;
+	uint64_t *pa_c, *pa_d, *ent, *pa_h, min_run;
 	uint64_t *ta, *tb, *tc, *td, *th;
 	uint64_t ma, mb, mc, md, mh = 0, huge;
 	size_t calls, truth, nhuge;
@@ -830,19 +681,22 @@ static uint64_t lat_batch(int what, int n, const struct buf *b)
 		.size = sizeof(bad), .flags = 1, .ioas_id = g.ioas,
 		.iova = IOVA_BASE, .length = PG,
 	};
-	uint64_t t0 = now_ns(), len, pa, e;
+	uint64_t t0 = now_ns(), e;
+	__u64 len, pa;
 	off_t pm_off = ((uintptr_t)b->va / PG) * 8;
 
 	for (int i = 0; i < n; i++) {
 		switch (what) {
 		case 0:
 			len = PG;
-			if (get_pa(IOVA_BASE, &len, &pa))
+			if (iommufd_get_pa(g.iommufd, g.ioas, IOVA_BASE, &len,
+					   &pa))
 				FAIL_ERRNO("GET_PA");
 			break;
 		case 1:
 			len = b->len;
-			if (get_pa(IOVA_BASE, &len, &pa))
+			if (iommufd_get_pa(g.iommufd, g.ioas, IOVA_BASE, &len,
+					   &pa))
 				FAIL_ERRNO("GET_PA");
 			break;
 		case 2:
@@ -902,13 +756,14 @@ static void print_env(void)
 	struct utsname u;
 
 	uname(&u);
-	read_file("/sys/kernel/mm/transparent_hugepage/enabled", thp, sizeof(thp));
-	read_file("/sys/devices/system/clocksource/clocksource0/current_clocksource",
+	read_text("/sys/kernel/mm/transparent_hugepage/enabled", thp, sizeof(thp));
+	read_text("/sys/devices/system/clocksource/clocksource0/current_clocksource",
 		  cs, sizeof(cs));
 	printf("# bench_getpa: kernel %s, %ld CPUs, THP %s, clocksource %s%s\n",
 	       u.release, sysconf(_SC_NPROCESSORS_ONLN), thp, cs,
 	       short_mode ? ", --short" : "");
-	printf("# device %s, cdev %s, IOAS %u\n", g.bdf, g.cdev, g.ioas);
+	printf("# device %s, cdev %s, IOAS %u\n", g.dev.bdf, g.dev.name,
+	       g.ioas);
 }
 
 int main(int argc, char **argv)

@@ -25,10 +25,9 @@
  * Arguments (also through the runner's harness.args): seed=N, calls=N (at
  * least this many, default 100000), secs=N (time limit, default 150),
  * break=leak (leave a page pinned through a forgotten fd: the test must
- * fail).
+ * fail; VFIO_NOIOMMU_BREAK=leak in the environment does the same).
  */
 #define _GNU_SOURCE
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -42,11 +41,9 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
-#include <linux/iommufd.h>
-#include <linux/vfio.h>
 
 #include "kselftest_harness.h"
-#include "robust_util.h"
+#include "vfio_noiommu_lib.h"
 
 #undef TEST_TIMEOUT_DEFAULT
 #define TEST_TIMEOUT_DEFAULT	300
@@ -63,94 +60,10 @@
 #define MAP_BUDGET	(64UL << 20)	/* mapped bytes before a clean-up */
 #define IOVA_BASE	0x100000000ULL
 #define SZ_2M		(2UL << 20)
-#define PIN_WAIT_MS	2000
 
 static unsigned long opt_seed, opt_calls = MIN_CALLS, opt_secs = 150;
 static bool opt_break_leak;
 static size_t pgsz;
-
-/*
- * The whole user flow on a fresh open of the cdev: bind, IOAS, attach, map,
- * GET_PA, unmap, detach, close. Returns 0 or the first -errno, with @step
- * naming the step that failed.
- */
-static int device_flow(const char *cdev, const char **step)
-{
-	struct iommu_ioas_noiommu_get_pa pa = { .size = sizeof(pa) };
-	struct vfio_device_detach_iommufd_pt det = { .argsz = sizeof(det) };
-	struct vfio_device_attach_iommufd_pt att = { .argsz = sizeof(att) };
-	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
-	struct iommu_ioas_unmap unmap = { .size = sizeof(unmap) };
-	struct iommu_ioas_alloc alloc = { .size = sizeof(alloc) };
-	struct iommu_ioas_map map = { .size = sizeof(map) };
-	int dfd = -1, ifd = -1, ret;
-	void *buf;
-
-	buf = mmap(NULL, 4 * pgsz, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
-	if (buf == MAP_FAILED)
-		return -errno;
-	*step = "open cdev";
-	dfd = open(cdev, O_RDWR | O_CLOEXEC);
-	ret = dfd < 0 ? -errno : 0;
-	if (ret)
-		goto out;
-	*step = "open /dev/iommu";
-	ifd = open("/dev/iommu", O_RDWR | O_CLOEXEC);
-	ret = ifd < 0 ? -errno : 0;
-	if (ret)
-		goto out;
-	*step = "bind";
-	bind.iommufd = ifd;
-	ret = xioctl(dfd, VFIO_DEVICE_BIND_IOMMUFD, &bind);
-	if (ret)
-		goto out;
-	*step = "IOAS alloc";
-	ret = xioctl(ifd, IOMMU_IOAS_ALLOC, &alloc);
-	if (ret)
-		goto out;
-	*step = "attach";
-	att.pt_id = alloc.out_ioas_id;
-	ret = xioctl(dfd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &att);
-	if (ret)
-		goto out;
-	*step = "map";
-	map.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE |
-		    IOMMU_IOAS_MAP_WRITEABLE;
-	map.ioas_id = alloc.out_ioas_id;
-	map.user_va = (uintptr_t)buf;
-	map.length = 4 * pgsz;
-	map.iova = IOVA_BASE;
-	ret = xioctl(ifd, IOMMU_IOAS_MAP, &map);
-	if (ret)
-		goto out;
-	*step = "GET_PA";
-	pa.ioas_id = alloc.out_ioas_id;
-	pa.iova = IOVA_BASE + 5;
-	pa.length = 4 * pgsz;
-	ret = xioctl(ifd, IOMMU_IOAS_NOIOMMU_GET_PA, &pa);
-	if (!ret && ((pa.out_phys & (pgsz - 1)) != 5 || !pa.length ||
-		     pa.length > 4 * pgsz - 5))
-		ret = -EPROTO;
-	if (ret)
-		goto out;
-	*step = "unmap";
-	unmap.ioas_id = alloc.out_ioas_id;
-	unmap.iova = IOVA_BASE;
-	unmap.length = 4 * pgsz;
-	ret = xioctl(ifd, IOMMU_IOAS_UNMAP, &unmap);
-	if (ret)
-		goto out;
-	*step = "detach";
-	ret = xioctl(dfd, VFIO_DEVICE_DETACH_IOMMUFD_PT, &det);
-out:
-	if (dfd >= 0)
-		close(dfd);
-	if (ifd >= 0)
-		close(ifd);
-	munmap(buf, 4 * pgsz);
-	return ret;
-}
 
 /* The fuzzer */
 
@@ -222,7 +135,7 @@ static const int known_errnos[] = {
 };
 
 struct fuzz {
-	const char *cdev;
+	const char *cdev;		/* its name, e.g. noiommu-vfio0 */
 	int ifd[NR_IFD];
 	int dfd[NR_DFD];
 	int bound[NR_DFD];		/* index of the iommufd, or -1 */
@@ -599,7 +512,7 @@ static int do_call(struct fuzz *f, struct call *c, enum op op)
 {
 	int ret, e;
 
-	ret = xioctl(c->fd, c->req, c->arg);
+	ret = ioctl(c->fd, c->req, c->arg) ? -errno : 0;
 	f->calls++;
 	f->per_op[op]++;
 	e = -ret;
@@ -1006,17 +919,13 @@ static void fuzz_one(struct fuzz *f, enum op op)
 /* Unmap everything in every IOAS we know, to bound what stays pinned */
 static void cleanup_mappings(struct fuzz *f)
 {
-	struct iommu_ioas_unmap unmap = { .size = sizeof(unmap) };
 	unsigned int s, i;
 
 	for (s = 0; s < NR_IFD; s++) {
 		for (i = 0; i < f->nr_ids[s]; i++) {
 			if (f->ids[s][i].kind != ID_IOAS)
 				continue;
-			unmap.ioas_id = f->ids[s][i].id;
-			unmap.iova = 0;
-			unmap.length = ~0ULL;
-			ioctl(f->ifd[s], IOMMU_IOAS_UNMAP, &unmap);
+			iommufd_ioas_unmap(f->ifd[s], f->ids[s][i].id, 0, ~0ULL);
 			f->cleanup_calls++;
 		}
 	}
@@ -1036,34 +945,33 @@ static void forget_mappings(struct fuzz *f, int s)
 
 static int open_ifd(struct fuzz *f, int s)
 {
-	struct iommu_ioas_alloc alloc = { .size = sizeof(alloc) };
+	__u32 ioas;
 
-	f->ifd[s] = open("/dev/iommu", O_RDWR | O_CLOEXEC);
+	f->ifd[s] = iommufd_open();
 	if (f->ifd[s] < 0)
-		return -errno;
+		return f->ifd[s];
 	f->nr_ids[s] = 0;
 	f->attached[s] = 0;
 	forget_mappings(f, s);
-	if (!ioctl(f->ifd[s], IOMMU_IOAS_ALLOC, &alloc))
-		remember_id(f, s, alloc.out_ioas_id, ID_IOAS);
+	if (!iommufd_ioas_alloc(f->ifd[s], &ioas))
+		remember_id(f, s, ioas, ID_IOAS);
 	return 0;
 }
 
 /* Open the cdev in slot @d, bind it to iommufd @s if @s >= 0 */
 static int open_dfd(struct fuzz *f, int d, int s)
 {
-	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
+	__u32 devid;
 
 	f->bound[d] = -1;
-	f->dfd[d] = open(f->cdev, O_RDWR | O_CLOEXEC);
+	f->dfd[d] = vfio_cdev_open(f->cdev);
 	if (f->dfd[d] < 0)
-		return -errno;
+		return f->dfd[d];
 	if (s < 0)
 		return 0;
-	bind.iommufd = f->ifd[s];
-	if (!ioctl(f->dfd[d], VFIO_DEVICE_BIND_IOMMUFD, &bind)) {
+	if (!vfio_device_bind(f->dfd[d], f->ifd[s], &devid)) {
 		f->bound[d] = s;
-		remember_id(f, s, bind.out_devid, ID_DEV);
+		remember_id(f, s, devid, ID_DEV);
 	}
 	return 0;
 }
@@ -1128,16 +1036,17 @@ static void print_stats(struct fuzz *f, double secs)
 	size_t n = 0;
 	unsigned int i;
 
-	note("fuzz: seed %lu: %lu calls (%lu succeeded) in %.1f s, %.1f us/call\n",
-	     opt_seed, f->calls, f->ok, secs, secs * 1e6 / (f->calls ?: 1));
-	note("fuzz: %lu fd reopens, %lu clean-ups (%lu unmap calls)\n",
-	     f->reopens, f->cleanups, f->cleanup_calls);
-	note("fuzz: GET_PA: %lu answers checked, %lu translations; ENOTTY checked %lu times\n",
-	     f->getpa_checked, f->getpa_ok, f->enotty_checked);
+	ksft_print_msg("fuzz: seed %lu: %lu calls (%lu succeeded) in %.1f s, %.1f us/call\n",
+		       opt_seed, f->calls, f->ok, secs,
+		       secs * 1e6 / (f->calls ?: 1));
+	ksft_print_msg("fuzz: %lu fd reopens, %lu clean-ups (%lu unmap calls)\n",
+		       f->reopens, f->cleanups, f->cleanup_calls);
+	ksft_print_msg("fuzz: GET_PA: %lu answers checked, %lu translations; ENOTTY checked %lu times\n",
+		       f->getpa_checked, f->getpa_ok, f->enotty_checked);
 	for (i = 0; i < NR_OPS; i++)
 		n += snprintf(buf + n, sizeof(buf) - n, " %s %lu/%lu",
 			      op_names[i], f->per_op_ok[i], f->per_op[i]);
-	note("fuzz: ok/calls:%s\n", buf);
+	ksft_print_msg("fuzz: ok/calls:%s\n", buf);
 	n = 0;
 	buf[0] = '\0';
 	for (i = 0; i < ARRAY_SIZE(f->per_errno); i++)
@@ -1145,7 +1054,7 @@ static void print_stats(struct fuzz *f, double secs)
 			n += snprintf(buf + n, sizeof(buf) - n, " %s %lu",
 				      strerrorname_np(i) ?: "?",
 				      f->per_errno[i]);
-	note("fuzz: errnos:%s\n", buf);
+	ksft_print_msg("fuzz: errnos:%s\n", buf);
 }
 
 /*
@@ -1154,25 +1063,13 @@ static void print_stats(struct fuzz *f, double secs)
  */
 static int leak_a_pin(const char *cdev)
 {
-	struct vfio_device_attach_iommufd_pt att = { .argsz = sizeof(att) };
-	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
-	struct iommu_ioas_alloc alloc = { .size = sizeof(alloc) };
-	struct iommu_ioas_map map = { .size = sizeof(map) };
-	int dfd = open(cdev, O_RDWR), ifd = open("/dev/iommu", O_RDWR);
+	int dfd = vfio_cdev_open(cdev), ifd = iommufd_open();
+	__u32 ioas = 0;
 
-	bind.iommufd = ifd;
-	ioctl(dfd, VFIO_DEVICE_BIND_IOMMUFD, &bind);
-	ioctl(ifd, IOMMU_IOAS_ALLOC, &alloc);
-	att.pt_id = alloc.out_ioas_id;
-	ioctl(dfd, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &att);
-	map.flags = IOMMU_IOAS_MAP_FIXED_IOVA | IOMMU_IOAS_MAP_READABLE;
-	map.ioas_id = alloc.out_ioas_id;
-	map.user_va = (uintptr_t)mmap(NULL, pgsz, PROT_READ | PROT_WRITE,
-				      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
-				      -1, 0);
-	map.length = pgsz;
-	map.iova = IOVA_BASE;
-	ioctl(ifd, IOMMU_IOAS_MAP, &map);
+	vfio_device_bind(dfd, ifd, NULL);
+	iommufd_ioas_alloc(ifd, &ioas);
+	vfio_device_attach(dfd, ioas, NULL);
+	iommufd_ioas_map(ifd, ioas, anon_buf_alloc(pgsz, 0), pgsz, IOVA_BASE);
 	close(ifd);
 	return dfd;
 }
@@ -1180,23 +1077,25 @@ static int leak_a_pin(const char *cdev)
 TEST(fuzz_ioctls)
 {
 	long vmpin_start, pins_start, vmpin, pins;
-	char bdf[NAME_MAX + 1], cdev[PATH_MAX];
 	const char *step = "";
+	struct noiommu_dev dev;
+	char reason[256];
 	struct fuzz *f;
 	double start, secs;
 	int i, ret, leak = -1;
 
-	if (find_device(bdf, sizeof(bdf), cdev, sizeof(cdev)))
-		SKIP(return, "no edu device with a noiommu-vfio cdev");
+	if (noiommu_probe(NULL, &dev, reason, sizeof(reason)))
+		SKIP(return, "%s", reason);
 	f = calloc(1, sizeof(*f));
 	ASSERT_NE(NULL, f);
-	f->cdev = cdev;
+	f->cdev = dev.name;
 	rng = opt_seed ?: 1;
-	note("fuzz: seed %lu (rerun: robust_fuzz seed=%lu), device %s, %s\n",
-	     opt_seed, opt_seed, bdf, cdev);
+	ksft_print_msg("fuzz: seed %lu (rerun: robust_fuzz seed=%lu), device %s, "
+		       VFIO_CDEV_DIR "/%s\n", opt_seed, opt_seed, dev.bdf,
+		       dev.name);
 
-	vmpin_start = vmpin_kb();
-	pins_start = foll_pins();
+	vmpin_start = proc_vmpin_kb();
+	pins_start = vmstat_foll_pins();
 	ASSERT_LE(0, vmpin_start);
 	ASSERT_NE(LONG_MIN, pins_start);
 	ASSERT_EQ(0, setup_memory(f));
@@ -1209,8 +1108,8 @@ TEST(fuzz_ioctls)
 	ASSERT_LE(0, f->bound[0]);
 	ASSERT_EQ(0, open_dfd(f, 1, -1));
 
-	start = now_s();
-	while (f->calls < opt_calls && now_s() - start < opt_secs) {
+	start = monotonic_s();
+	while (f->calls < opt_calls && monotonic_s() - start < opt_secs) {
 		for (i = 0; i < 256; i++) {
 			fuzz_one(f, pick_op());
 			if (!below(2000))
@@ -1219,17 +1118,17 @@ TEST(fuzz_ioctls)
 				cleanup_mappings(f);
 		}
 	}
-	secs = now_s() - start;
+	secs = monotonic_s() - start;
 	print_stats(f, secs);
 
 	/* Everything closed: nothing may stay pinned */
 	close_all(f);
 	if (opt_break_leak)
-		leak = leak_a_pin(cdev);
-	vmpin = wait_value(vmpin_kb, vmpin_start);
-	pins = wait_value(foll_pins, pins_start);
-	note("fuzz: after close: VmPin %ld kB (start %ld), FOLL_PIN pages %ld (start %ld)\n",
-	     vmpin, vmpin_start, pins, pins_start);
+		leak = leak_a_pin(f->cdev);
+	vmpin = proc_vmpin_wait_kb(vmpin_start);
+	pins = vmstat_foll_pins_wait(pins_start);
+	ksft_print_msg("fuzz: after close: VmPin %ld kB (start %ld), FOLL_PIN pages %ld (start %ld)\n",
+		       vmpin, vmpin_start, pins, pins_start);
 	if (leak >= 0)
 		close(leak);
 
@@ -1239,20 +1138,22 @@ TEST(fuzz_ioctls)
 	EXPECT_EQ(pins_start, pins);
 
 	/* The device still goes through the whole flow, and unpins after */
-	ret = device_flow(cdev, &step);
+	ret = noiommu_device_flow(f->cdev, &step);
 	EXPECT_EQ(0, ret) TH_LOG("device flow after fuzzing: %s: %s", step,
 				 strerror(-ret));
-	EXPECT_EQ(vmpin_start, wait_value(vmpin_kb, vmpin_start));
-	EXPECT_EQ(pins_start, wait_value(foll_pins, pins_start));
+	EXPECT_EQ(vmpin_start, proc_vmpin_wait_kb(vmpin_start));
+	EXPECT_EQ(pins_start, vmstat_foll_pins_wait(pins_start));
 	free(f);
 }
 
 int main(int argc, char **argv)
 {
-	int i;
+	char *harness_argv[argc + 1];
+	int i, harness_argc = 1;
 
 	pgsz = sysconf(_SC_PAGESIZE);
 	opt_seed = time(NULL) ^ getpid();
+	harness_argv[0] = argv[0];
 	for (i = 1; i < argc; i++) {
 		if (!strncmp(argv[i], "seed=", 5))
 			opt_seed = strtoul(argv[i] + 5, NULL, 0);
@@ -1262,7 +1163,17 @@ int main(int argc, char **argv)
 			opt_secs = strtoul(argv[i] + 5, NULL, 0);
 		else if (!strcmp(argv[i], "break=leak"))
 			opt_break_leak = true;
+		else
+			harness_argv[harness_argc++] = argv[i];
 	}
-	/* Only the harness's own options go on to it */
-	return test_harness_run(1, argv);
+	harness_argv[harness_argc] = NULL;
+	if (noiommu_break_leak())
+		opt_break_leak = true;
+	/*
+	 * The test runs in a child that ends with _exit(): flush every message
+	 * line at once, or what it prints is lost when stdout is a pipe.
+	 */
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* Only the harness's own options (-l, -t NAME, ...) go on to it */
+	return test_harness_run(harness_argc, harness_argv);
 }

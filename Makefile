@@ -19,6 +19,9 @@ TIMEOUT_plain := 600
 TIMEOUT_debug := 1500
 TIMEOUT_nocdev := 600
 TIMEOUT_mock := 600
+# Arguments the guest's test runner gets on a kernel (see guest/run-tests):
+# the debug kernel runs only the noiommu tests of iommufd's own suite.
+ARGS_debug := iommu=noiommu
 MEM     := 2G
 MEM_bench := 3G
 
@@ -91,7 +94,7 @@ bench: deps kernel-plain guest
 # TEST_ARGS reach the guest's programs (break=leak: each must then fail).
 test-%: deps kernel-% guest
 	@rc=0; scripts/qemu.sh $(B)/$*/arch/x86/boot/bzImage $(B)/guest/initramfs.cpio \
-		test $(B)/$*/console.log $(TIMEOUT_$*) $(MEM) "$(TEST_ARGS)" || rc=$$?; \
+		test $(B)/$*/console.log $(TIMEOUT_$*) $(MEM) "$(strip $(ARGS_$*) $(TEST_ARGS))" || rc=$$?; \
 	scripts/verdict.sh $* $(B)/$*/console.log $$rc
 
 test: deps

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Build the guest's programs (static, against the patched tree's uapi
 # headers) and pack them with busybox into an initramfs:
-#  - the series' kselftests (tools/testing/selftests/vfio), installed with
-#    the kselftest Makefile's own install target, run by run_kselftest.sh;
+#  - the kselftests of vfio (the series') and iommu (iommufd's, with the
+#    series' noiommu tests), installed with the kselftest Makefile's own
+#    install target, run by run_kselftest.sh;
 #  - the harness's programs in guest/, built on the series' test library:
 #    the fuzzer (test list), the benchmark (bench list), the demo (run list).
 # Usage: guest.sh TREE HEADERS OUTDIR
@@ -16,8 +17,16 @@ root="$out/root"
 rm -rf "$root" "$out/kselftest-build"
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,tests}
 
-make -s -C "$st" TARGETS=vfio KHDR_INCLUDES="-isystem $hdr" LDFLAGS=-static \
+make -s -C "$st" TARGETS="vfio iommu" KHDR_INCLUDES="-isystem $hdr" LDFLAGS=-static \
 	O="$out/kselftest-build" INSTALL_PATH="$root/kselftest" install >/dev/null
+# kselftest's install goes on past a target that fails to build: check
+# that every program of both targets is there.
+for t in vfio iommu; do
+	for prog in $(make -s -C "$st/$t" emit_tests | sed 's/^[^:]*://'); do
+		[ -x "$root/kselftest/$t/$prog" ] ||
+			{ echo "guest.sh: kselftest $t/$prog was not built" >&2; exit 1; }
+	done
+done
 
 build() {	# build NAME SOURCE LIST
 	gcc -static -O2 -Wall -Werror -pthread -isystem "$hdr" -I "$st" \

@@ -17,7 +17,9 @@
  *      pages, THP and hugetlbfs buffers. Every method's answer is checked
  *      against the others before anything is timed.
  *   2. IOAS_MAP + GET_PA walk + IOAS_UNMAP against mlock + bulk pagemap
- *      read + munlock, for 64 MiB and 1 GiB.
+ *      read + munlock, for 64 MiB and 1 GiB; and the teardown: IOAS_UNMAP,
+ *      detach of the device and close() of its fds, each after an
+ *      IOAS_MAP of the buffer, as a ratio to that map.
  *   3. Parts 1 and 2 again for 4 KiB pages scattered on purpose, so that no
  *      two pages are physically adjacent (the worst case for GET_PA runs).
  *   4. The latency floor of one GET_PA call, with a failing ioctl, an 8-byte
@@ -672,6 +674,78 @@ static void map_bench(enum kind kind, uint64_t len)
 	buf_free(&b);
 }
 
+/*
+ * Part 2b: taking the memory away. For one buffer, medians of IOAS_UNMAP,
+ * VFIO_DEVICE_DETACH_IOMMUFD_PT (the last domain: everything unpinned)
+ * and close() of the device fd and the iommufd, each after an IOAS_MAP of
+ * the buffer, and each as a ratio to that IOAS_MAP.
+ */
+static void print_teardown_header(void)
+{
+	printf("%-8s %-14s %8s %8s %8s %8s %7s %7s %7s\n", "part", "buffer",
+	       "map", "unmap", "detach", "close", "u/map", "d/map", "c/map");
+}
+
+static void teardown_bench(enum kind kind, uint64_t len)
+{
+	uint64_t *tm, *tu, *td, *tc, mm, mu, md, mc, t0;
+	struct buf b;
+	char label[32];
+	int ret;
+
+	buf_alloc(&b, kind, len);
+	tm = xcalloc(3 * nruns, 8);
+	tu = xcalloc(nruns, 8);
+	td = xcalloc(nruns, 8);
+	tc = xcalloc(nruns, 8);
+
+	for (int r = 0; r < nruns; r++) {
+		t0 = now_ns();
+		ioas_map(b.va, len);
+		tm[3 * r] = now_ns() - t0;
+		t0 = now_ns();
+		ioas_unmap(len);
+		tu[r] = now_ns() - t0;
+
+		t0 = now_ns();
+		ioas_map(b.va, len);
+		tm[3 * r + 1] = now_ns() - t0;
+		t0 = now_ns();
+		ret = vfio_device_detach(g.devfd);
+		td[r] = now_ns() - t0;
+		if (ret)
+			fail("VFIO_DEVICE_DETACH_IOMMUFD_PT: %s", strerror(-ret));
+		ioas_unmap(len);
+		ret = vfio_device_attach(g.devfd, g.ioas, NULL);
+		if (ret)
+			fail("VFIO_DEVICE_ATTACH_IOMMUFD_PT: %s", strerror(-ret));
+
+		t0 = now_ns();
+		ioas_map(b.va, len);
+		tm[3 * r + 2] = now_ns() - t0;
+		close(g.pagemap);
+		t0 = now_ns();
+		close(g.devfd);
+		close(g.iommufd);
+		tc[r] = now_ns() - t0;
+		setup_device();
+	}
+	mm = median(tm, 3 * nruns);
+	mu = median(tu, nruns);
+	md = median(td, nruns);
+	mc = median(tc, nruns);
+
+	snprintf(label, sizeof(label), "%s/%lluM", kind_name[kind],
+		 (unsigned long long)(len / MiB));
+	printf("%-8s %-14s %8.2f %8.2f %8.2f %8.2f %7.2f %7.2f %7.2f\n",
+	       "teardown", label, mm / 1e6, mu / 1e6, md / 1e6, mc / 1e6,
+	       (double)mu / mm, (double)md / mm, (double)mc / mm);
+	fflush(stdout);
+
+	free(tm); free(tu); free(td); free(tc);
+	buf_free(&b);
+}
+
 /* ------------------------------------------------------------------ */
 /* Part 4: latency floor                                               */
 
@@ -822,6 +896,15 @@ int main(int argc, char **argv)
 	else
 		printf("%-8s %-14s skipped: no hugetlb page reserved\n", "map",
 		       "hugetlb");
+	printf("\n# Part 2b: teardown, ms, median of %d; each a ratio to the "
+	       "IOAS_MAP of the same buffer (median of the %d maps)\n", nruns,
+	       3 * nruns);
+	print_teardown_header();
+	teardown_bench(K_4K, small);
+	teardown_bench(K_THP, small);
+	if (got > 0)
+		teardown_bench(K_HUGETLB, (uint64_t)got * HPG);
+	print_map_header();
 	hugepages_set(0);
 	if (!short_mode) {
 		map_bench(K_4K, big);
@@ -835,6 +918,11 @@ int main(int argc, char **argv)
 		else
 			printf("%-8s %-14s skipped: %ld of %ld hugetlb pages\n",
 			       "map", "hugetlb/1024M", got, want);
+		print_teardown_header();
+		teardown_bench(K_4K, big);
+		teardown_bench(K_THP, big);
+		if (got >= want)
+			teardown_bench(K_HUGETLB, big);
 		hugepages_set(0);
 	}
 

@@ -10,8 +10,8 @@ B       := build
 TREE    := $(B)/linux
 DEB     := $(B)/dl/linux-source-6.12_$(BASE_VERSION)_all.deb
 KERNELS := plain debug nocdev mock
-FRAGS_plain := configs/base.config
-FRAGS_debug := configs/base.config configs/debug.config
+FRAGS_plain := configs/base.config configs/intel-iommu.config
+FRAGS_debug := configs/base.config configs/intel-iommu.config configs/debug.config
 FRAGS_nocdev := configs/base.config configs/nocdev.config
 FRAGS_mock := configs/base.config configs/mock.config
 # Seconds a guest may take to boot and finish, and its memory.
@@ -24,6 +24,18 @@ TIMEOUT_mock := 600
 ARGS_debug := iommu=noiommu
 MEM     := 2G
 MEM_bench := 3G
+# The guest topologies (qemu/NAME.sh) each kernel is tested in. A run is
+# named KERNEL for topology "one" and KERNEL-TOPOLOGY for the others: make
+# test-plain, make test-plain-bridge; its log is build/KERNEL/console.log
+# or build/KERNEL/console-TOPOLOGY.log, its SKIP list guest/skips/RUN.
+TOPOLOGIES_plain := one bridge mixed
+TOPOLOGIES_debug := one bridge mixed
+TOPOLOGIES_nocdev := one
+TOPOLOGIES_mock := one
+RUNS := $(foreach k,$(KERNELS),$(foreach t,$(TOPOLOGIES_$(k)),$(k)$(if $(filter one,$(t)),,-$(t))))
+run_kernel = $(word 1,$(subst -, ,$(1)))
+run_topology = $(or $(word 2,$(subst -, ,$(1))),one)
+run_log = $(B)/$(call run_kernel,$(1))/console$(if $(word 2,$(subst -, ,$(1))),-$(call run_topology,$(1))).log
 
 JOBS    ?= $(shell nproc)
 KCC     := $(if $(shell command -v ccache),ccache gcc,gcc)
@@ -82,25 +94,27 @@ guest: kernel-plain
 
 run: deps kernel-plain guest
 	scripts/qemu.sh $(B)/plain/arch/x86/boot/bzImage $(B)/guest/initramfs.cpio \
-		run $(B)/plain/run.log $(TIMEOUT_plain) $(MEM)
+		run $(B)/plain/run.log $(TIMEOUT_plain) $(MEM) one
 
 # Benchmarks on the plain kernel; BENCH_ARGS reach the guest (e.g. a short run).
 bench: deps kernel-plain guest
 	@rc=0; scripts/qemu.sh $(B)/plain/arch/x86/boot/bzImage $(B)/guest/initramfs.cpio \
-		bench $(B)/plain/bench.log $(TIMEOUT_plain) $(MEM_bench) "$(BENCH_ARGS)" || rc=$$?; \
+		bench $(B)/plain/bench.log $(TIMEOUT_plain) $(MEM_bench) one "$(BENCH_ARGS)" || rc=$$?; \
 	scripts/verdict.sh bench $(B)/plain/bench.log $$rc
 	@[ -n "$(BENCH_ARGS)" ] || scripts/bench-loop.sh $(TREE)
 
 # TEST_ARGS reach the guest's programs (break=leak: each must then fail).
-test-%: deps kernel-% guest
-	@rc=0; scripts/qemu.sh $(B)/$*/arch/x86/boot/bzImage $(B)/guest/initramfs.cpio \
-		test $(B)/$*/console.log $(TIMEOUT_$*) $(MEM) "$(strip $(ARGS_$*) $(TEST_ARGS))" || rc=$$?; \
-	scripts/verdict.sh $* $(B)/$*/console.log $$rc
+test-%: deps kernel-$$(call run_kernel,$$*) guest
+	@rc=0; k=$(call run_kernel,$*); \
+	scripts/qemu.sh $(B)/$$k/arch/x86/boot/bzImage $(B)/guest/initramfs.cpio test \
+		$(call run_log,$*) $(TIMEOUT_$(call run_kernel,$*)) $(MEM) $(call run_topology,$*) \
+		"$(strip $(ARGS_$(call run_kernel,$*)) $(TEST_ARGS))" || rc=$$?; \
+	scripts/verdict.sh $* $(call run_log,$*) $$rc
 
 test: deps
-	@rm -f $(foreach k,$(KERNELS),$(B)/$(k)/console.log.counts)
-	@for k in $(KERNELS); do $(MAKE) --no-print-directory test-$$k || true; done
-	@scripts/summary.sh $(foreach k,$(KERNELS),$(B)/$(k)/console.log)
+	@rm -f $(foreach r,$(RUNS),$(call run_log,$(r)).counts)
+	@for r in $(RUNS); do $(MAKE) --no-print-directory test-$$r || true; done
+	@scripts/summary.sh $(foreach r,$(RUNS),$(call run_log,$(r)))
 
 # Before merging: series applies, each patch builds, checkpatch, sparse, W=1,
 # kernel-doc, the Kconfig matrix, the documentation. Ends with a table.

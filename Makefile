@@ -5,6 +5,8 @@
 # The base: Debian's linux-source-6.12, pinned by version and sha256.
 BASE_VERSION := 6.12.117-1~deb12u1
 BASE_SHA256  := e849faf31ca3555757f3a8877cb01af92122f744f75d1f3102734651c4e14703
+# Debian's own kernel configurations of the same version (make deb).
+CONFIG_DEB_SHA256 := 9837dbdf866d58ff9cc64f106dbf0cbf16d1ea6e369b83c338d05e8860224b27
 
 B       := build
 TREE    := $(B)/linux
@@ -46,7 +48,7 @@ export CCACHE_BASEDIR := $(abspath $(B))
 
 # kernel-% and test-% are pattern rules, so not in .PHONY (make skips
 # pattern rules for phony targets); no file has their names.
-.PHONY: all run test bench check deps tree retree export guest clean distclean help
+.PHONY: all run test bench check applies deb deb-harness deb-test deps tree retree export guest clean distclean help
 .DELETE_ON_ERROR:
 
 all: kernel-plain
@@ -121,6 +123,26 @@ test: deps
 check: tree
 	@scripts/deps.sh check
 	scripts/check.sh $(TREE) patches $(B)/check configs/base.config
+
+# Debian packages of the patched kernel with Debian's amd64 configuration
+# (hours on 2 cores: see the README), and with the harness's plain one, whose
+# packaged kernel deb-test boots to run the demo.
+deb: tree
+	@scripts/deps.sh deb
+	scripts/deb.sh debian $(TREE) $(B)/deb $(BASE_VERSION) $(CONFIG_DEB_SHA256) $(B)/dl
+
+deb-harness: tree
+	@scripts/deps.sh deb
+	scripts/deb.sh harness $(TREE) $(B)/deb $(BASE_VERSION) $(CONFIG_DEB_SHA256) $(B)/dl $(FRAGS_plain)
+
+deb-test: deb-harness guest
+	scripts/deb-boot.sh $$(ls $(B)/deb/harness/linux-image-*.deb | grep -v -- -dbg_) \
+		$(B)/guest/initramfs.cpio $(B)/deb/harness/boot.log $(TIMEOUT_plain) $(MEM)
+
+# Which 6.12 kernels the series applies to and builds on: every
+# linux-source-6.12 Debian serves, and the pristine upstream tarball.
+applies: deps
+	scripts/applies.sh $(B)/applies patches $(BASE_VERSION) $(FRAGS_plain)
 
 clean:
 	rm -rf $(addprefix $(B)/,$(KERNELS)) $(B)/guest $(B)/check

@@ -6,6 +6,8 @@ pkgs=(build-essential bc bison flex libelf-dev libssl-dev cpio xz-utils kmod
       rsync python3 git ccache sparse qemu-system-x86 busybox-static)
 # 'deps.sh check' adds what 'make check' needs: checkpatch's SPDX check, Sphinx.
 [ "${1:-}" = check ] && pkgs+=(python3-ply python3-git python3-sphinx)
+# 'deps.sh deb' adds what 'make bindeb-pkg' needs.
+[ "${1:-}" = deb ] && pkgs+=(dpkg-dev debhelper dwarves)
 
 missing=()
 for p in "${pkgs[@]}"; do

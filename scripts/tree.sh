@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make the kernel work tree: the pristine base as the root commit (tag
 # "base"), then the series in patches/ applied with git am.
-# Usage: tree.sh DEB TREE PATCHDIR
+# Usage: tree.sh DEB TREE PATCHDIR   (DEB: a linux-source .deb, or an
+# upstream .tar.xz)
 set -euo pipefail
 
 deb=$(realpath "$1") tree=$(realpath -m "$2") patches=$(realpath "$3")
@@ -29,10 +30,18 @@ fi
 echo "tree: unpacking $(basename "$deb") into $tree"
 tmp="$tree.tmp"
 rm -rf "$tmp" && mkdir -p "$tmp"
-dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" ./usr/src/linux-source-6.12.tar.xz
-tar -xJf "$tmp/usr/src/linux-source-6.12.tar.xz" -C "$tmp"
+case $deb in
+*.tar.xz)	# an upstream tarball (make applies): its one top directory
+	tar -xJf "$deb" -C "$tmp"
+	top=$(ls "$tmp") ;;
+*)
+	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" ./usr/src/linux-source-6.12.tar.xz
+	tar -xJf "$tmp/usr/src/linux-source-6.12.tar.xz" -C "$tmp"
+	rm "$tmp/usr/src/linux-source-6.12.tar.xz"
+	top=linux-source-6.12 ;;
+esac
 rm -rf "$tree"
-mv "$tmp/linux-source-6.12" "$tree"
+mv "$tmp/$top" "$tree"
 rm -rf "$tmp"
 
 cd "$tree"

@@ -71,7 +71,7 @@ for v in $versions upstream; do
 		fi
 	else
 		failed=$(sed -n 's/^tree: \(.*\)\.patch does not apply.*/\1/p' "$dir/apply.log")
-		result="refuses ${failed:-the series (see $dir/apply.log)}"
+		result="refuses ${failed:+patch }${failed:-the series (see $dir/apply.log)}"
 	fi
 	echo "applies: $name: $result"
 	rows+=("| $name | $result |")

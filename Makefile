@@ -5,8 +5,12 @@
 # The base: Debian's linux-source-6.12, pinned by version and sha256.
 BASE_VERSION := 6.12.117-1~deb12u1
 BASE_SHA256  := e849faf31ca3555757f3a8877cb01af92122f744f75d1f3102734651c4e14703
-# Debian's own kernel configurations of the same version (make deb).
-CONFIG_DEB_SHA256 := 9837dbdf866d58ff9cc64f106dbf0cbf16d1ea6e369b83c338d05e8860224b27
+# Debian's own kernel configurations of the same version, per Debian
+# architecture (package linux-config-6.12: make deb, make check).
+CONFIG_DEB_SHA256_amd64 := 9837dbdf866d58ff9cc64f106dbf0cbf16d1ea6e369b83c338d05e8860224b27
+CONFIG_DEB_SHA256_arm64 := 5642ad362614657f7393b3999a02d3f33325c13a15227333fe2ef0cdc29d74c8
+# make deb ARCH=arm64: Debian's arm64 configuration, cross compiled.
+DEB_ARCH := $(if $(filter arm64,$(ARCH)),arm64,amd64)
 
 B       := build
 TREE    := $(B)/linux
@@ -40,7 +44,8 @@ run_topology = $(or $(word 2,$(subst -, ,$(1))),one)
 run_log = $(B)/$(call run_kernel,$(1))/console$(if $(word 2,$(subst -, ,$(1))),-$(call run_topology,$(1))).log
 
 JOBS    ?= $(shell nproc)
-KCC     := $(if $(shell command -v ccache),ccache gcc,gcc)
+# Expanded when a recipe runs, after deps may have installed ccache.
+KCC      = $(if $(shell command -v ccache),ccache gcc,gcc)
 KMAKE    = $(MAKE) -s -C $(TREE) ARCH=x86_64 CC="$(KCC)" -j$(JOBS)
 # ccache keys on paths relative to build/, so that make check's copy of the
 # tree (build/check/linux) hits what build/linux compiled.
@@ -119,21 +124,25 @@ test: deps
 	@scripts/summary.sh $(foreach r,$(RUNS),$(call run_log,$(r)))
 
 # Before merging: series applies, each patch builds, checkpatch, sparse, W=1,
-# kernel-doc, the Kconfig matrix, the documentation. Ends with a table.
+# kernel-doc, the Kconfig matrix, Debian's configuration, the documentation
+# (a table), then the packaging path (deb-test).
 check: tree
 	@scripts/deps.sh check
-	scripts/check.sh $(TREE) patches $(B)/check configs/base.config
+	scripts/check.sh $(TREE) patches $(B)/check configs/base.config \
+		$(BASE_VERSION) $(CONFIG_DEB_SHA256_amd64) $(B)/dl
+	$(MAKE) --no-print-directory deb-test
 
-# Debian packages of the patched kernel with Debian's amd64 configuration
-# (hours on 2 cores: see the README), and with the harness's plain one, whose
-# packaged kernel deb-test boots to run the demo.
+# Debian packages of the patched kernel with Debian's configuration for
+# DEB_ARCH (hours on 2 cores: see the README), and with the harness's plain
+# one, whose packaged kernel deb-test boots to run the demo.
 deb: tree
-	@scripts/deps.sh deb
-	scripts/deb.sh debian $(TREE) $(B)/deb $(BASE_VERSION) $(CONFIG_DEB_SHA256) $(B)/dl
+	@scripts/deps.sh deb $(DEB_ARCH)
+	scripts/deb.sh debian $(TREE) $(B)/deb $(DEB_ARCH) $(BASE_VERSION) \
+		$(CONFIG_DEB_SHA256_$(DEB_ARCH)) $(B)/dl
 
 deb-harness: tree
 	@scripts/deps.sh deb
-	scripts/deb.sh harness $(TREE) $(B)/deb $(BASE_VERSION) $(CONFIG_DEB_SHA256) $(B)/dl $(FRAGS_plain)
+	scripts/deb.sh harness $(TREE) $(B)/deb $(FRAGS_plain)
 
 deb-test: deb-harness guest
 	scripts/deb-boot.sh $$(ls $(B)/deb/harness/linux-image-*.deb | grep -v -- -dbg_) \

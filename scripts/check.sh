@@ -3,13 +3,17 @@
 # applies on the pinned base, every patch builds, checkpatch is clean, sparse
 # and W=1 add nothing, kernel-doc is clean, the Kconfig matrix resolves as
 # documented and compiles, and the documentation renders.
-# Usage: check.sh TREE PATCHDIR OUTDIR FRAGMENT
+# Usage: check.sh TREE PATCHDIR OUTDIR FRAGMENT VERSION CONFIG_SHA256 DLDIR
+# (VERSION, CONFIG_SHA256, DLDIR: Debian's configuration of the base, for
+# the debian-config check; see scripts/debian-config.sh).
 # CHECKS="checkpatch docs ..." runs only those (after apply).
 # Prints a table at the end; exits non-zero on any failure.
 set -uo pipefail
 
 tree=$(realpath "$1") patches=$(realpath "$2") out=$(realpath -m "$3")
 frag=$(realpath "$4")
+debian=("$5" "$6" "$7")
+here=$(cd "$(dirname "$0")" && pwd)
 ck="$out/linux" obj="$out/obj" logs="$out/logs"
 jobs=$(nproc)
 kcc=gcc
@@ -52,7 +56,7 @@ check_apply() {
 check_bisect() {
 	local c rc=0 tip
 	tip=$(git -C "$ck" rev-parse HEAD)
-	"$(dirname "$0")/config.sh" "$ck" "$obj" "$frag" || return 1
+	"$here/config.sh" "$ck" "$obj" "$frag" || return 1
 	for c in $(git -C "$ck" rev-list --reverse base..HEAD); do
 		git -C "$ck" checkout -q "$c"
 		echo "== $(git -C "$ck" log -1 --format=%s)"
@@ -190,7 +194,43 @@ check_kconfig() {
 	return $rc
 }
 
-# 7. The documentation renders with Sphinx, adding no warning.
+# 7. Debian's own amd64 configuration of the base (what users run), with
+# the no-IOMMU options: iommufd and VFIO, modules there, build with W=1 and
+# add no warning to the base's; and the vfio kselftests install with the
+# kernel's kselftest-install from the patched tree.
+debian_w1() { # OBJDIR: the warnings, without line numbers
+	kmake O="$1" olddefconfig >/dev/null || return 1
+	kmake O="$1" W=1 drivers/iommu/iommufd/ drivers/vfio/ > "$1/w1.log" 2>&1 ||
+		{ tail -20 "$1/w1.log" >&2; return 1; }
+	# Not the host tools' (genksyms' parser warns when bison makes it)
+	{ grep -E 'warning:|error:' "$1/w1.log" || true; } | { grep -v '/scripts/' || true; } |
+		sed -E 's/:[0-9]+(:[0-9]+)?:/:/' | sort -u
+}
+check_debian() {
+	local head new dir="$out/debian" ksft="$out/debian/kselftest/kselftest_install" p
+	head=$(git -C "$ck" rev-parse HEAD)
+	"$here/debian-config.sh" "$ck" "$dir" amd64 "${debian[@]}" || return 1
+	grep -E '^CONFIG_(IOMMUFD|VFIO|VFIO_PCI|VFIO_DEVICE_CDEV|VFIO_NOIOMMU|IOMMUFD_NOIOMMU)=' \
+		"$dir/.config"
+	debian_w1 "$dir" > "$out/debian.head" || return 1
+	ls "$dir"/drivers/iommu/iommufd/iommufd.o "$dir"/drivers/vfio/vfio.o \
+		"$dir"/drivers/vfio/pci/vfio-pci.o || return 1
+	git -C "$ck" checkout -q base
+	debian_w1 "$dir" > "$out/debian.base"
+	git -C "$ck" checkout -q "$head"
+	new=$(comm -13 "$out/debian.base" "$out/debian.head")
+	echo "W=1: base $(wc -l < "$out/debian.base") findings, series $(wc -l < "$out/debian.head")"
+	[ -z "$new" ] || { echo "added by the series:"; echo "$new"; return 1; }
+	rm -rf "$dir/kselftest"
+	kmake O="$dir" TARGETS=vfio kselftest-install >/dev/null || return 1
+	for p in run_kselftest.sh $(make -s -C "$ck/tools/testing/selftests/vfio" emit_tests |
+				    sed 's/^[^:]*:/vfio\//'); do
+		[ -x "$ksft/$p" ] || { echo "kselftest-install: $p missing"; return 1; }
+	done
+	echo "kselftest-install: $(ls "$ksft/vfio" | grep -c _test) vfio programs in $ksft"
+}
+
+# 8. The documentation renders with Sphinx, adding no warning.
 sphinx_warnings() { # FILE
 	local d
 	d=$(mktemp -d)
@@ -212,13 +252,14 @@ mkdir -p "$out" "$logs"
 total=$SECONDS
 run_check apply check_apply
 if [ ${#results[@]} -eq 1 ] && [ $failed -eq 0 ]; then
-	for c in ${CHECKS:-bisect-build checkpatch sparse-W1 kernel-doc kconfig-matrix docs}; do
+	for c in ${CHECKS:-bisect-build checkpatch sparse-W1 kernel-doc kconfig-matrix debian-config docs}; do
 		case $c in
 		bisect-build) run_check "$c" check_bisect ;;
 		checkpatch) run_check "$c" check_checkpatch ;;
 		sparse-W1) run_check "$c" check_sparse_w1 ;;
 		kernel-doc) run_check "$c" check_kerneldoc ;;
 		kconfig-matrix) run_check "$c" check_kconfig ;;
+		debian-config) run_check "$c" check_debian ;;
 		docs) run_check "$c" check_docs ;;
 		*) echo "check: unknown check $c"; failed=1 ;;
 		esac

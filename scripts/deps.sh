@@ -4,10 +4,16 @@ set -euo pipefail
 
 pkgs=(build-essential bc bison flex libelf-dev libssl-dev cpio xz-utils kmod
       rsync python3 git ccache sparse qemu-system-x86 busybox-static)
-# 'deps.sh check' adds what 'make check' needs: checkpatch's SPDX check, Sphinx.
-[ "${1:-}" = check ] && pkgs+=(python3-ply python3-git python3-sphinx)
-# 'deps.sh deb' adds what 'make bindeb-pkg' needs.
-[ "${1:-}" = deb ] && pkgs+=(dpkg-dev debhelper dwarves)
+for what in "$@"; do
+	case $what in
+	# what 'make check' needs: checkpatch's SPDX check, Sphinx, and what
+	# 'make bindeb-pkg' needs (its packaging check)
+	check) pkgs+=(python3-ply python3-git python3-sphinx dpkg-dev debhelper dwarves) ;;
+	# what 'make bindeb-pkg' needs; arm64: a cross compiler
+	deb) pkgs+=(dpkg-dev debhelper dwarves) ;;
+	arm64) pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross) ;;
+	esac
+done
 
 missing=()
 for p in "${pkgs[@]}"; do

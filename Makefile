@@ -127,7 +127,7 @@ test: deps
 # kernel-doc, the Kconfig matrix, Debian's configuration, the documentation
 # (a table), then the packaging path (deb-test).
 check: tree
-	@scripts/deps.sh check
+	@scripts/deps.sh check arm64
 	scripts/check.sh $(TREE) patches $(B)/check configs/base.config \
 		$(BASE_VERSION) $(CONFIG_DEB_SHA256_amd64) $(B)/dl
 	$(MAKE) --no-print-directory deb-test

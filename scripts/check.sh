@@ -136,14 +136,16 @@ check_kerneldoc() {
 # directories with no warning.
 #   kc NAME ARCH "EXPECTED" SYMBOL=VALUE...
 kc() {
-	local name=$1 arch=$2 expect=$3 dir="$out/kc-$1" sym want got rc=0
+	local name=$1 arch=$2 expect=$3 dir="$out/kc-$1" sym want got rc=0 cross=
 	shift 3
+	[ "$arch" = arm64 ] && cross=aarch64-linux-gnu-
 	mkdir -p "$dir"
 	printf 'CONFIG_%s\n' "$@" > "$dir/row.config"
-	make -s -C "$ck" O="$dir" ARCH="$arch" tinyconfig >/dev/null
+	make -s -C "$ck" O="$dir" ARCH="$arch" CROSS_COMPILE="$cross" tinyconfig >/dev/null
 	KCONFIG_CONFIG="$dir/.config" "$ck/scripts/kconfig/merge_config.sh" -m -O "$dir" \
 		"$dir/.config" "$dir/row.config" >/dev/null
-	make -C "$ck" O="$dir" ARCH="$arch" olddefconfig > "$dir/olddefconfig.log" 2>&1
+	make -C "$ck" O="$dir" ARCH="$arch" CROSS_COMPILE="$cross" olddefconfig \
+		> "$dir/olddefconfig.log" 2>&1
 	if grep -i 'unmet direct dependencies' "$dir/olddefconfig.log"; then rc=1; fi
 	for sym in $expect; do
 		want=${sym#*=} sym=${sym%=*}
@@ -152,8 +154,9 @@ kc() {
 		[ "${got:-n}" = "$want" ] || rc=1
 	done
 	[ "$arch" = arm ] && return $rc	# no cross compiler: Kconfig only
-	make -s -C "$ck" O="$dir" ARCH="$arch" CC="$kcc" HOSTCC="$kcc" -j"$jobs" \
-		drivers/iommu/iommufd/ drivers/vfio/ > "$dir/build.log" 2>&1 || rc=1
+	make -s -C "$ck" O="$dir" ARCH="$arch" CROSS_COMPILE="$cross" CC="${kcc%gcc}${cross}gcc" \
+		HOSTCC="$kcc" -j"$jobs" drivers/iommu/iommufd/ drivers/vfio/ > "$dir/build.log" 2>&1 ||
+		rc=1
 	if grep -E 'warning:|error:' "$dir/build.log"; then rc=1; fi
 	return $rc
 }
@@ -186,6 +189,14 @@ check_kconfig() {
 		IOMMUFD=y VFIO=y VFIO_GROUP=y VFIO_CONTAINER=y VFIO_DEVICE_CDEV=y VFIO_NOIOMMU=y || rc=1
 	kc feature-off x86_64 "VFIO_NOIOMMU=n IOMMUFD_NOIOMMU=n" 64BIT=y "${common[@]}" \
 		IOMMUFD=y VFIO=y VFIO_GROUP=y VFIO_CONTAINER=y VFIO_DEVICE_CDEV=y VFIO_NOIOMMU=n || rc=1
+	# arm64, where machines without an IOMMU live, with 4 KiB and 64 KiB
+	# pages (the software domain's IOVA alignment stays 4 KiB)
+	kc arm64-4k arm64 "ARM64_4K_PAGES=y VFIO_NOIOMMU=y IOMMUFD_NOIOMMU=y" ARM64_4K_PAGES=y \
+		"${common[@]}" IOMMUFD=y VFIO=y VFIO_GROUP=y VFIO_CONTAINER=y VFIO_DEVICE_CDEV=y \
+		VFIO_NOIOMMU=y || rc=1
+	kc arm64-64k arm64 "ARM64_64K_PAGES=y VFIO_NOIOMMU=y IOMMUFD_NOIOMMU=y" ARM64_64K_PAGES=y \
+		"${common[@]}" IOMMUFD=y VFIO=y VFIO_GROUP=y VFIO_CONTAINER=y VFIO_DEVICE_CDEV=y \
+		VFIO_NOIOMMU=y || rc=1
 	# 32-bit ARMv5 has GENERIC_ATOMIC64; the software page table does not
 	# need 64-bit cmpxchg, so the cdev no-IOMMU mode is available there.
 	kc arm-atomic64 arm "GENERIC_ATOMIC64=y VFIO_NOIOMMU=y IOMMUFD_NOIOMMU=y" \

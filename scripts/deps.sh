@@ -9,7 +9,8 @@ for what in "$@"; do
 	# what 'make check' needs: checkpatch's SPDX check, Sphinx, and what
 	# 'make bindeb-pkg' needs (its packaging check)
 	check) pkgs+=(python3-ply python3-git python3-sphinx dpkg-dev debhelper dwarves) ;;
-	# what 'make bindeb-pkg' needs; arm64: a cross compiler
+	# what 'make bindeb-pkg' needs; arm64: a cross compiler, and arm64
+	# packages known to apt (Debian's arm64 kernel configuration)
 	deb) pkgs+=(dpkg-dev debhelper dwarves) ;;
 	arm64) pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross) ;;
 	esac
@@ -20,10 +21,17 @@ for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
 		missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-
-echo "deps: installing ${missing[*]}"
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
+new_arch=0
+if [[ " $* " == *" arm64 "* ]] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+	echo "deps: adding the arm64 architecture to dpkg"
+	$SUDO dpkg --add-architecture arm64
+	new_arch=1
+fi
+[ ${#missing[@]} -eq 0 ] && [ $new_arch = 0 ] && exit 0
+
 $SUDO apt-get update -qq
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "deps: installing ${missing[*]}"
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

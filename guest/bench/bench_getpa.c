@@ -4,23 +4,24 @@
  *
  * A userspace driver for a device without an IOMMU needs the physical
  * addresses of its DMA buffers. Before the VFIO cdev no-IOMMU mode it read
- * them from /proc/self/pagemap (CAP_SYS_ADMIN, one entry per 4 KiB page) and
+ * them from /proc/self/pagemap (CAP_SYS_ADMIN, one entry per page) and
  * kept them resident with mlock(). With it, IOMMU_IOAS_MAP pins the buffer
  * and IOMMU_IOAS_NOIOMMU_GET_PA answers one physically contiguous run per
  * call. This program measures, in one boot, with the edu device bound to
  * vfio-pci and attached to the IOAS:
  *
- *   1. PA lookup of a touched buffer that is mapped in the IOAS, per 4 KiB
- *      page: (a) GET_PA per page, (b) GET_PA walking the contiguous runs,
- *      (c) pagemap with one 8-byte pread per page, (d) pagemap with one bulk
- *      pread, (e) for huge pages, one 8-byte pread per 2 MiB page; for 4 KiB
- *      pages, THP and hugetlbfs buffers. Every method's answer is checked
- *      against the others before anything is timed.
+ *   1. PA lookup of a touched buffer that is mapped in the IOAS, per page
+ *      (4 KiB, or 64 KiB on some arm64 kernels): (a) GET_PA per page,
+ *      (b) GET_PA walking the contiguous runs, (c) pagemap with one 8-byte
+ *      pread per page, (d) pagemap with one bulk pread, (e) for huge pages,
+ *      one 8-byte pread per 2 MiB page; for small pages, THP and 2 MiB
+ *      hugetlbfs buffers. Every method's answer is checked against the
+ *      others before anything is timed.
  *   2. IOAS_MAP + GET_PA walk + IOAS_UNMAP against mlock + bulk pagemap
  *      read + munlock, for 64 MiB and 1 GiB; and the teardown: IOAS_UNMAP,
  *      detach of the device and close() of its fds, each after an
  *      IOAS_MAP of the buffer, as a ratio to that map.
- *   3. Parts 1 and 2 again for 4 KiB pages scattered on purpose, so that no
+ *   3. Parts 1 and 2 again for small pages scattered on purpose, so that no
  *      two pages are physically adjacent (the worst case for GET_PA runs).
  *   4. The latency floor of one GET_PA call, with a failing ioctl, an 8-byte
  *      pagemap pread and a trivial syscall beside it.
@@ -54,7 +55,6 @@
 #define MAP_HUGE_2MB	(21 << MAP_HUGE_SHIFT)
 #endif
 
-#define PG		4096ULL
 #define HPG		(2ULL << 20)
 #define MiB		(1ULL << 20)
 #define GiB		(1ULL << 30)
@@ -63,7 +63,11 @@
 #define PM_PFN_MASK	((1ULL << 55) - 1)
 #define PM_PRESENT	(1ULL << 63)
 
-#define NR_HUGE		"/proc/sys/vm/nr_hugepages"
+/* The 2 MiB pool: the default huge page size is 512 MiB with 64 KiB pages */
+#define NR_HUGE		"/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"
+
+/* The page size in bytes and in KiB: pagemap has an entry per page */
+static uint64_t pg, pg_kib;
 
 /* ------------------------------------------------------------------ */
 /* Errors and time                                                     */
@@ -132,6 +136,11 @@ static long hugepages_set(long n)
 	char buf[32];
 	int ret;
 
+	if (access(NR_HUGE, F_OK)) {
+		printf("# hugetlb: no 2 MiB huge pages on this kernel (no %s)\n",
+		       NR_HUGE);
+		return 0;
+	}
 	snprintf(buf, sizeof(buf), "%ld", n);
 	ret = write_text(NR_HUGE, buf);
 	if (ret)
@@ -221,26 +230,29 @@ static void ioas_unmap(uint64_t len)
 
 enum kind { K_4K, K_4K_SCATTER, K_THP, K_HUGETLB };
 
+/* "4K" and "4K-scat" with 4 KiB pages: named after the page size in main() */
+static char small_name[32], scat_name[32];
+
 static const char *const kind_name[] = {
-	[K_4K] = "4K",
-	[K_4K_SCATTER] = "4K-scat",
+	[K_4K] = small_name,
+	[K_4K_SCATTER] = scat_name,
 	[K_THP] = "THP",
 	[K_HUGETLB] = "hugetlb",
 };
 
 struct buf {
 	enum kind kind;
-	char *va;		/* 2 MiB aligned except for 4 KiB kinds */
+	char *va;		/* 2 MiB aligned except for small-page kinds */
 	uint64_t len;
 	void *map;		/* what mmap returned, and its length */
 	size_t map_len;
 	void *scratch;		/* K_4K_SCATTER: the other half, freed last */
-	size_t npages;		/* 4 KiB pages */
+	size_t npages;		/* pages of pg bytes */
 };
 
 static void touch(char *p, uint64_t len)
 {
-	for (uint64_t off = 0; off < len; off += PG)
+	for (uint64_t off = 0; off < len; off += pg)
 		((volatile char *)p)[off] = 1;
 }
 
@@ -259,7 +271,7 @@ static void buf_alloc(struct buf *b, enum kind kind, uint64_t len)
 	memset(b, 0, sizeof(*b));
 	b->kind = kind;
 	b->len = len;
-	b->npages = len / PG;
+	b->npages = len / pg;
 
 	switch (kind) {
 	case K_4K:
@@ -289,7 +301,7 @@ static void buf_alloc(struct buf *b, enum kind kind, uint64_t len)
 		if (madvise(b->va, len, MADV_NOHUGEPAGE) ||
 		    madvise(scratch, len, MADV_NOHUGEPAGE))
 			FAIL_ERRNO("madvise(MADV_NOHUGEPAGE)");
-		for (uint64_t off = 0; off < len; off += PG) {
+		for (uint64_t off = 0; off < len; off += pg) {
 			((volatile char *)b->va)[off] = 1;
 			((volatile char *)scratch)[off] = 1;
 		}
@@ -342,7 +354,7 @@ struct run {
 	uint64_t len;
 };
 
-/* (a) GET_PA per 4 KiB page: @pa[i] = PA of page i */
+/* (a) GET_PA per page: @pa[i] = PA of page i */
 static uint64_t lk_getpa_page(const struct buf *b, __u64 *pa)
 {
 	uint64_t t0 = now_ns();
@@ -350,14 +362,14 @@ static uint64_t lk_getpa_page(const struct buf *b, __u64 *pa)
 	int ret;
 
 	for (size_t i = 0; i < b->npages; i++) {
-		len = PG;
-		ret = iommufd_get_pa(g.iommufd, g.ioas, IOVA_BASE + i * PG,
+		len = pg;
+		ret = iommufd_get_pa(g.iommufd, g.ioas, IOVA_BASE + i * pg,
 				     &len, &pa[i]);
 		if (ret)
 			fail("GET_PA of page %zu: %s", i, strerror(-ret));
-		if (len != PG)
-			fail("GET_PA of page %zu: length %llu, not 4096", i,
-			     (unsigned long long)len);
+		if (len != pg)
+			fail("GET_PA of page %zu: length %llu, not %llu", i,
+			     (unsigned long long)len, (unsigned long long)pg);
 	}
 	return now_ns() - t0;
 }
@@ -396,14 +408,14 @@ static uint64_t pm_entry_pa(uint64_t e, size_t i)
 	if (!(e & PM_PRESENT) || !(e & PM_PFN_MASK))
 		fail("pagemap entry of page %zu is 0x%llx: not present or no "
 		     "PFN (not root?)", i, (unsigned long long)e);
-	return (e & PM_PFN_MASK) * PG;
+	return (e & PM_PFN_MASK) * pg;
 }
 
-/* (c) pagemap, one 8-byte pread per 4 KiB page (DPDK/ixy style) */
+/* (c) pagemap, one 8-byte pread per page (DPDK/ixy style) */
 static uint64_t lk_pagemap_page(const struct buf *b, uint64_t *pa)
 {
 	uint64_t t0 = now_ns(), e;
-	off_t base = ((uintptr_t)b->va / PG) * 8;
+	off_t base = ((uintptr_t)b->va / pg) * 8;
 
 	for (size_t i = 0; i < b->npages; i++) {
 		if (pread(g.pagemap, &e, 8, base + i * 8) != 8)
@@ -417,8 +429,8 @@ static uint64_t lk_pagemap_page(const struct buf *b, uint64_t *pa)
 static uint64_t lk_pagemap_huge(const struct buf *b, uint64_t *pa)
 {
 	uint64_t t0 = now_ns(), e;
-	off_t base = ((uintptr_t)b->va / PG) * 8;
-	size_t step = HPG / PG;
+	off_t base = ((uintptr_t)b->va / pg) * 8;
+	size_t step = HPG / pg;
 
 	for (size_t i = 0; i < b->npages; i += step) {
 		if (pread(g.pagemap, &e, 8, base + i * 8) != 8)
@@ -435,7 +447,7 @@ static uint64_t lk_pagemap_bulk(const struct buf *b, uint64_t *ent, uint64_t *pa
 	size_t want = b->npages * 8;
 	ssize_t n;
 
-	n = pread(g.pagemap, ent, want, ((uintptr_t)b->va / PG) * 8);
+	n = pread(g.pagemap, ent, want, ((uintptr_t)b->va / pg) * 8);
 	if (n != (ssize_t)want)
 		FAIL_ERRNO("bulk pread of %zu pagemap bytes (got %zd)", want, n);
 	for (size_t i = 0; i < b->npages; i++)
@@ -450,10 +462,10 @@ static size_t count_runs(const uint64_t *pa, size_t n, uint64_t *min_run)
 
 	*min_run = UINT64_MAX;
 	for (size_t i = 1; i <= n; i++) {
-		if (i < n && pa[i] == pa[i - 1] + PG)
+		if (i < n && pa[i] == pa[i - 1] + pg)
 			continue;
-		if ((i - start) * PG < *min_run)
-			*min_run = (i - start) * PG;
+		if ((i - start) * pg < *min_run)
+			*min_run = (i - start) * pg;
 		if (i < n)
 			runs++;
 		start = i;
@@ -487,7 +499,7 @@ static void lookup_bench(enum kind kind, uint64_t len)
 	uint64_t ma, mb, mc, md, mh = 0, huge;
 	size_t calls, truth, nhuge;
 	struct run *runs;
-	char label[32], per2m[32];
+	char label[32], per2m[32], method[64];
 	int has_huge;
 
 	buf_alloc(&b, kind, len);
@@ -520,8 +532,8 @@ static void lookup_bench(enum kind kind, uint64_t len)
 			     kind_name[kind], i, (unsigned long long)pa_a[i],
 			     (unsigned long long)pa_c[i], (unsigned long long)pa_d[i]);
 	for (size_t r = 0; r < calls; r++)
-		for (uint64_t o = 0; o < runs[r].len; o += PG) {
-			size_t i = (runs[r].off + o) / PG;
+		for (uint64_t o = 0; o < runs[r].len; o += pg) {
+			size_t i = (runs[r].off + o) / pg;
 
 			if (runs[r].pa + o != pa_d[i])
 				fail("%s run %zu: page %zu at PA 0x%llx, pagemap "
@@ -536,7 +548,7 @@ static void lookup_bench(enum kind kind, uint64_t len)
 	if (has_huge) {
 		lk_pagemap_huge(&b, pa_h);
 		for (size_t i = 0; i < nhuge; i++)
-			if (pa_h[i] != pa_d[i * (HPG / PG)])
+			if (pa_h[i] != pa_d[i * (HPG / pg)])
 				fail("%s: per-2MiB pagemap disagrees", kind_name[kind]);
 	}
 
@@ -572,9 +584,10 @@ static void lookup_bench(enum kind kind, uint64_t len)
 	printf("%-8s %-12s %-34s %10.2f %8zu %8zu %9.3f %10s\n", "lookup", label,
 	       "(b) GET_PA per contiguous run", ns_per(mb, b.npages), calls,
 	       truth, (double)calls / truth, per2m);
+	snprintf(method, sizeof(method), "(c) pagemap pread per %lluK page",
+		 (unsigned long long)pg_kib);
 	printf("%-8s %-12s %-34s %10.1f %8zu %8s %9s %10s\n", "lookup", label,
-	       "(c) pagemap pread per 4K page", ns_per(mc, b.npages), b.npages,
-	       "-", "-", "-");
+	       method, ns_per(mc, b.npages), b.npages, "-", "-", "-");
 	printf("%-8s %-12s %-34s %10.2f %8d %8s %9s %10s\n", "lookup", label,
 	       "(d) pagemap one bulk pread", ns_per(md, b.npages), 1, "-", "-", "-");
 	if (has_huge)
@@ -753,16 +766,16 @@ static uint64_t lat_batch(int what, int n, const struct buf *b)
 {
 	struct iommu_ioas_noiommu_get_pa bad = {
 		.size = sizeof(bad), .flags = 1, .ioas_id = g.ioas,
-		.iova = IOVA_BASE, .length = PG,
+		.iova = IOVA_BASE, .length = pg,
 	};
 	uint64_t t0 = now_ns(), e;
 	__u64 len, pa;
-	off_t pm_off = ((uintptr_t)b->va / PG) * 8;
+	off_t pm_off = ((uintptr_t)b->va / pg) * 8;
 
 	for (int i = 0; i < n; i++) {
 		switch (what) {
 		case 0:
-			len = PG;
+			len = pg;
 			if (iommufd_get_pa(g.iommufd, g.ioas, IOVA_BASE, &len,
 					   &pa))
 				FAIL_ERRNO("GET_PA");
@@ -793,19 +806,20 @@ static uint64_t lat_batch(int what, int n, const struct buf *b)
 
 static void latency_bench(void)
 {
-	static const char *const what[] = {
-		"GET_PA, 4 KiB, same IOVA",
-		"GET_PA, whole 4K buffer, same IOVA",
-		"GET_PA failing early (flags=1)",
-		"pagemap 8-byte pread, same page",
-		"getppid() syscall",
-	};
+	char what[5][64], ratio[64];
 	enum { NWHAT = 5 };
 	int batches = short_mode ? 5 : 101, per = short_mode ? 100 : 500;
 	uint64_t *t[NWHAT], med[NWHAT];
 	uint64_t len = short_mode ? 4 * MiB : 64 * MiB;
 	struct buf b;
 
+	snprintf(what[0], sizeof(what[0]), "GET_PA, %llu KiB, same IOVA",
+		 (unsigned long long)pg_kib);
+	snprintf(what[1], sizeof(what[1]), "GET_PA, whole %s buffer, same IOVA",
+		 small_name);
+	snprintf(what[2], sizeof(what[2]), "GET_PA failing early (flags=1)");
+	snprintf(what[3], sizeof(what[3]), "pagemap 8-byte pread, same page");
+	snprintf(what[4], sizeof(what[4]), "getppid() syscall");
 	buf_alloc(&b, K_4K, len);
 	ioas_map(b.va, len);
 	printf("\n# Part 4: latency of one call, ns: median over %d rounds of "
@@ -824,8 +838,9 @@ static void latency_bench(void)
 		printf("%-8s %-44s %10.1f\n", "latency", what[w],
 		       ns_per(med[w], per));
 	}
-	printf("%-8s %-44s %10.2f\n", "ratio", "GET_PA 4 KiB / failing GET_PA",
-	       (double)med[0] / med[2]);
+	snprintf(ratio, sizeof(ratio), "GET_PA %llu KiB / failing GET_PA",
+		 (unsigned long long)pg_kib);
+	printf("%-8s %-44s %10.2f\n", "ratio", ratio, (double)med[0] / med[2]);
 	printf("%-8s %-44s %10.2f\n", "ratio", "GET_PA whole buffer / failing GET_PA",
 	       (double)med[1] / med[2]);
 	ioas_unmap(len);
@@ -859,6 +874,12 @@ int main(int argc, char **argv)
 	long want, got;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	pg = sysconf(_SC_PAGESIZE);
+	pg_kib = pg >> 10;
+	snprintf(small_name, sizeof(small_name), "%lluK",
+		 (unsigned long long)pg_kib);
+	snprintf(scat_name, sizeof(scat_name), "%lluK-scat",
+		 (unsigned long long)pg_kib);
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--short"))
 			short_mode = 1;
@@ -881,11 +902,13 @@ int main(int argc, char **argv)
 	if (got > want)
 		got = want;
 	printf("\n# Part 1: PA lookup of a touched buffer mapped in the IOAS "
-	       "(device attached); ns per 4 KiB page, median of %d\n", nruns);
-	printf("# (a) GET_PA length 4096 per page; (b) GET_PA length = rest, "
+	       "(device attached); ns per %llu KiB page, median of %d\n",
+	       (unsigned long long)pg_kib, nruns);
+	printf("# (a) GET_PA length %llu per page; (b) GET_PA length = rest, "
 	       "step by the answer; (c) 8-byte pagemap pread per page;\n"
 	       "# (d) one pagemap pread of all entries; (e) 8-byte pagemap "
-	       "pread per 2 MiB page (DPDK with hugepages)\n");
+	       "pread per 2 MiB page (DPDK with hugepages)\n",
+	       (unsigned long long)pg);
 	print_lookup_header();
 	lookup_bench(K_4K, small);
 	lookup_bench(K_THP, small);
@@ -941,12 +964,12 @@ int main(int argc, char **argv)
 
 	/*
 	 * Part 3 comes after the others: the scattering leaves the free
-	 * lists shuffled, and the 4 KiB buffers allocated after it would be
+	 * lists shuffled, and the small-page buffers allocated after it would be
 	 * scattered too.
 	 */
-	printf("\n# Part 3: 4 KiB pages scattered on purpose (faulted in turn "
+	printf("\n# Part 3: %llu KiB pages scattered on purpose (faulted in turn "
 	       "with a scratch buffer: every page its own run), median of %d\n",
-	       nruns);
+	       (unsigned long long)pg_kib, nruns);
 	print_lookup_header();
 	lookup_bench(K_4K_SCATTER, small);
 	print_map_header();

@@ -5,6 +5,7 @@
  *
  *   open /dev/vfio/devices/noiommu-vfioN and /dev/iommu
  *   VFIO_DEVICE_BIND_IOMMUFD, IOMMU_IOAS_ALLOC, VFIO_DEVICE_ATTACH_IOMMUFD_PT
+ *   IOMMU_IOAS_IOVA_RANGES (what IOVAs the IOAS takes, and their alignment)
  *   IOMMU_IOAS_MAP (pins the buffer), IOMMU_IOAS_NOIOMMU_GET_PA (its PA)
  *   edu DMA RAM -> device -> RAM at that PA, bytes checked
  *   IOMMU_IOAS_UNMAP, close
@@ -43,7 +44,9 @@ int main(int argc, char **argv)
 {
 	char bdf[64], name[64];
 	__u32 devid, ioas, hwpt;
-	__u64 pa, pa_len = BUF_LEN;
+	__u64 pa, pa_len = BUF_LEN, align;
+	struct iommu_iova_range ranges[4];
+	__u32 nr = 4;
 	int dev, iommufd, i;
 	struct edu edu;
 	uint8_t *buf;
@@ -61,6 +64,12 @@ int main(int argc, char **argv)
 	check(vfio_device_attach(dev, ioas, &hwpt), "VFIO_DEVICE_ATTACH_IOMMUFD_PT");
 	printf("edu_dma_demo: bound as device %u, IOAS %u, attached through HWPT %u\n",
 	       devid, ioas, hwpt);
+	check(iommufd_iova_ranges(iommufd, ioas, ranges, &nr, &align),
+	      "IOMMU_IOAS_IOVA_RANGES");
+	printf("edu_dma_demo: IOAS takes IOVAs 0x%llx-0x%llx%s, aligned to 0x%llx (page size 0x%lx)\n",
+	       (unsigned long long)ranges[0].start, (unsigned long long)ranges[0].last,
+	       nr > 1 ? " and more" : "", (unsigned long long)align,
+	       sysconf(_SC_PAGESIZE));
 
 	/* mmap BAR0, turn on memory and bus mastering, check the ID register */
 	check(edu_open(&edu, dev), "edu BAR0 and config space");

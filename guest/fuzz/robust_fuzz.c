@@ -60,6 +60,8 @@
 #define MAP_BUDGET	(64UL << 20)	/* mapped bytes before a clean-up */
 #define IOVA_BASE	0x100000000ULL
 #define SZ_2M		(2UL << 20)
+/* The IOVA alignment of the noiommu domain, whatever PAGE_SIZE is */
+#define NOIOMMU_IOVA_ALIGN	4096ULL
 
 static unsigned long opt_seed, opt_calls = MIN_CALLS, opt_secs = 150;
 static bool opt_break_leak;
@@ -182,14 +184,18 @@ static char *map_region(size_t len, int prot, int flags)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-/* @len bytes followed by a PROT_NONE guard page */
+/*
+ * @len bytes followed by a PROT_NONE guard page: the buffer is placed at
+ * the end of its pages, which are more than @len with 64 KiB pages.
+ */
 static char *map_guarded(size_t len)
 {
-	char *p = map_region(len + pgsz, PROT_READ | PROT_WRITE, MAP_PRIVATE);
+	size_t span = (len + pgsz - 1) & ~(pgsz - 1);
+	char *p = map_region(span + pgsz, PROT_READ | PROT_WRITE, MAP_PRIVATE);
 
-	if (p && mprotect(p + len, pgsz, PROT_NONE))
+	if (!p || mprotect(p + span, pgsz, PROT_NONE))
 		return NULL;
-	return p;
+	return p + span - len;
 }
 
 static int setup_memory(struct fuzz *f)
@@ -607,9 +613,16 @@ static void check_get_pa(struct fuzz *f, struct call *c, int ifd_slot,
 	if (ret)
 		return;
 	f->getpa_ok++;
+	/*
+	 * The noiommu domain maps 4 KiB aligned IOVAs to 4 KiB aligned PAs
+	 * whatever PAGE_SIZE is, so a PA keeps the offset of its IOVA in
+	 * 4 KiB only: with 64 KiB pages, a page may be mapped at an IOVA that
+	 * is only 4 KiB aligned.
+	 */
 	if (out->iova != in->iova || out->ioas_id != in->ioas_id ||
 	    !out->length || out->length > in->length ||
-	    (out->out_phys & (pgsz - 1)) != (in->iova & (pgsz - 1)) ||
+	    (out->out_phys & (NOIOMMU_IOVA_ALIGN - 1)) !=
+	    (in->iova & (NOIOMMU_IOVA_ALIGN - 1)) ||
 	    out->iova + out->length - 1 < out->iova)
 		fail(f, "GET_PA iova %#llx len %#llx: phys %#llx len %#llx",
 		     (unsigned long long)in->iova,

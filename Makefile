@@ -1,6 +1,7 @@
 # iommufd no-IOMMU mode for the VFIO cdev, on Linux 6.12: the harness.
 # 'make run' boots the patched kernel and shows a userspace driver doing DMA;
-# 'make test' runs every test on each kernel of KERNELS (plain, debug, nocdev, mock).
+# 'make test' runs every test on each kernel of KERNELS (plain, debug, nocdev,
+# mock on x86_64; arm64_4k, arm64_64k on arm64).
 
 # The base: Debian's linux-source-6.12, pinned by version and sha256.
 BASE_VERSION := 6.12.117-1~deb12u1
@@ -15,16 +16,33 @@ DEB_ARCH := $(if $(filter arm64,$(ARCH)),arm64,amd64)
 B       := build
 TREE    := $(B)/linux
 DEB     := $(B)/dl/linux-source-6.12_$(BASE_VERSION)_all.deb
-KERNELS := plain debug nocdev mock
+KERNELS := plain debug nocdev mock arm64_4k arm64_64k
 FRAGS_plain := configs/base.config configs/intel-iommu.config
 FRAGS_debug := configs/base.config configs/intel-iommu.config configs/debug.config
 FRAGS_nocdev := configs/base.config configs/nocdev.config
 FRAGS_mock := configs/base.config configs/mock.config
+FRAGS_arm64_4k := configs/base.config configs/arm64.config
+FRAGS_arm64_64k := configs/base.config configs/arm64.config configs/arm64-64k.config
+# A kernel's architecture (x86_64 unless said here): arm64 kernels are cross
+# compiled, boot on QEMU's virt machine, and run the guest programs built
+# for arm64 (build/guest-arm64, against the uapi headers of arm64_4k).
+KARCH_arm64_4k := arm64
+KARCH_arm64_64k := arm64
+karch = $(or $(KARCH_$(1)),x86_64)
+CROSS_arm64 := aarch64-linux-gnu-
+IMAGE_x86_64 := arch/x86/boot/bzImage
+IMAGE_arm64 := arch/arm64/boot/Image
+image = $(B)/$(1)/$(IMAGE_$(call karch,$(1)))
+GUEST_x86_64 := guest
+GUEST_arm64 := guest-arm64
+initramfs = $(B)/$(GUEST_$(call karch,$(1)))/initramfs.cpio
 # Seconds a guest may take to boot and finish, and its memory.
 TIMEOUT_plain := 600
 TIMEOUT_debug := 1500
 TIMEOUT_nocdev := 600
 TIMEOUT_mock := 600
+TIMEOUT_arm64_4k := 900
+TIMEOUT_arm64_64k := 900
 # Arguments the guest's test runner gets on a kernel (see guest/run-tests):
 # the debug kernel runs only the noiommu tests of iommufd's own suite.
 ARGS_debug := iommu=noiommu
@@ -38,6 +56,8 @@ TOPOLOGIES_plain := one bridge mixed
 TOPOLOGIES_debug := one bridge mixed
 TOPOLOGIES_nocdev := one
 TOPOLOGIES_mock := one
+TOPOLOGIES_arm64_4k := one
+TOPOLOGIES_arm64_64k := one
 RUNS := $(foreach k,$(KERNELS),$(foreach t,$(TOPOLOGIES_$(k)),$(k)$(if $(filter one,$(t)),,-$(t))))
 run_kernel = $(word 1,$(subst -, ,$(1)))
 run_topology = $(or $(word 2,$(subst -, ,$(1))),one)
@@ -45,15 +65,18 @@ run_log = $(B)/$(call run_kernel,$(1))/console$(if $(word 2,$(subst -, ,$(1))),-
 
 JOBS    ?= $(shell nproc)
 # Expanded when a recipe runs, after deps may have installed ccache.
-KCC      = $(if $(shell command -v ccache),ccache gcc,gcc)
-KMAKE    = $(MAKE) -s -C $(TREE) ARCH=x86_64 CC="$(KCC)" -j$(JOBS)
+CCACHE   = $(if $(shell command -v ccache),ccache )
+kmake    = $(MAKE) -s -C $(TREE) ARCH=$(1) CROSS_COMPILE=$(CROSS_$(1)) \
+	   CC="$(CCACHE)$(CROSS_$(1))gcc" -j$(JOBS)
+KMAKE    = $(call kmake,x86_64)
 # ccache keys on paths relative to build/, so that make check's copy of the
 # tree (build/check/linux) hits what build/linux compiled.
 export CCACHE_BASEDIR := $(abspath $(B))
 
-# kernel-% and test-% are pattern rules, so not in .PHONY (make skips
+# kernel-%, run-% and test-% are pattern rules, so not in .PHONY (make skips
 # pattern rules for phony targets); no file has their names.
-.PHONY: all run test bench check applies deb deb-harness deb-test deps tree retree export guest clean distclean help
+.PHONY: all run test bench check applies deb deb-harness deb-test deps deps-arm64 tree retree export \
+	guest guest-arm64 clean distclean help
 .DELETE_ON_ERROR:
 
 all: kernel-plain
@@ -66,10 +89,14 @@ help:
 	@echo "make tree     make $(TREE): base + patches/ (git am)"
 	@echo "make export   write $(TREE)'s commits back to patches/"
 	@echo "make retree   throw $(TREE) away and make it again"
-	@echo "make kernel-K / test-K (K in $(KERNELS)) / guest"
+	@echo "make kernel-K / run-K / test-K (K in $(KERNELS)) / guest / guest-arm64"
 
 deps:
 	@scripts/deps.sh
+
+# The cross compiler, QEMU for arm64 and dpkg's arm64 architecture.
+deps-arm64:
+	@scripts/deps.sh arm64
 
 # Downloads the base unless present, and checks its sha256 every time.
 tree: deps
@@ -87,33 +114,42 @@ export:
 # (and its .config is no intermediate file for make to delete).
 .PRECIOUS: $(B)/%/.config
 .SECONDEXPANSION:
-$(B)/%/.config: $$(FRAGS_$$*) | tree
-	scripts/config.sh $(TREE) $(B)/$* $(FRAGS_$*)
+$(B)/%/.config: $$(FRAGS_$$*) | tree $$(if $$(KARCH_$$*),deps-$$(KARCH_$$*))
+	ARCH=$(call karch,$*) CROSS_COMPILE=$(CROSS_$(call karch,$*)) \
+		scripts/config.sh $(TREE) $(B)/$* $(FRAGS_$*)
 
 kernel-%: tree $(B)/%/.config
 	@echo "build: $* kernel"
-	@$(KMAKE) O=$(abspath $(B)/$*) bzImage
+	@$(call kmake,$(call karch,$*)) O=$(abspath $(B)/$*) $(notdir $(IMAGE_$(call karch,$*)))
 
 # Test programs are built against the patched tree's uapi headers.
 guest: kernel-plain
 	@$(KMAKE) O=$(abspath $(B)/plain) headers_install >/dev/null
-	@scripts/guest.sh $(TREE) $(B)/plain/usr/include $(B)/guest
+	@ARCH=x86_64 scripts/guest.sh $(TREE) $(B)/plain/usr/include $(B)/guest
 
-run: deps kernel-plain guest
-	scripts/qemu.sh $(B)/plain/arch/x86/boot/bzImage $(B)/guest/initramfs.cpio \
-		run $(B)/plain/run.log $(TIMEOUT_plain) $(MEM) one
+guest-arm64: kernel-arm64_4k
+	@$(call kmake,arm64) O=$(abspath $(B)/arm64_4k) headers_install >/dev/null
+	@ARCH=arm64 CROSS_COMPILE=$(CROSS_arm64) \
+		scripts/guest.sh $(TREE) $(B)/arm64_4k/usr/include $(B)/guest-arm64
+
+run: run-plain
+
+# The demo on any kernel: make run-arm64_64k.
+run-%: deps kernel-% $$(GUEST_$$(call karch,$$*))
+	ARCH=$(call karch,$*) scripts/qemu.sh $(call image,$*) $(call initramfs,$*) \
+		run $(B)/$*/run.log $(TIMEOUT_$*) $(MEM) one
 
 # Benchmarks on the plain kernel; BENCH_ARGS reach the guest (e.g. a short run).
 bench: deps kernel-plain guest
-	@rc=0; scripts/qemu.sh $(B)/plain/arch/x86/boot/bzImage $(B)/guest/initramfs.cpio \
+	@rc=0; ARCH=x86_64 scripts/qemu.sh $(call image,plain) $(B)/guest/initramfs.cpio \
 		bench $(B)/plain/bench.log $(TIMEOUT_plain) $(MEM_bench) one "$(BENCH_ARGS)" || rc=$$?; \
 	scripts/verdict.sh bench $(B)/plain/bench.log $$rc
 	@[ -n "$(BENCH_ARGS)" ] || scripts/bench-loop.sh $(TREE)
 
 # TEST_ARGS reach the guest's programs (break=leak: each must then fail).
-test-%: deps kernel-$$(call run_kernel,$$*) guest
-	@rc=0; k=$(call run_kernel,$*); \
-	scripts/qemu.sh $(B)/$$k/arch/x86/boot/bzImage $(B)/guest/initramfs.cpio test \
+test-%: deps kernel-$$(call run_kernel,$$*) $$(GUEST_$$(call karch,$$(call run_kernel,$$*)))
+	@rc=0; ARCH=$(call karch,$(call run_kernel,$*)) scripts/qemu.sh $(call image,$(call run_kernel,$*)) \
+		$(call initramfs,$(call run_kernel,$*)) test \
 		$(call run_log,$*) $(TIMEOUT_$(call run_kernel,$*)) $(MEM) $(call run_topology,$*) \
 		"$(strip $(ARGS_$(call run_kernel,$*)) $(TEST_ARGS))" || rc=$$?; \
 	scripts/verdict.sh $* $(call run_log,$*) $$rc
@@ -154,7 +190,7 @@ applies: deps
 	scripts/applies.sh $(B)/applies patches $(BASE_VERSION) $(FRAGS_plain)
 
 clean:
-	rm -rf $(addprefix $(B)/,$(KERNELS)) $(B)/guest $(B)/check
+	rm -rf $(addprefix $(B)/,$(KERNELS)) $(B)/guest $(B)/guest-arm64 $(B)/check
 
 distclean:
 	rm -rf $(B)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Configure a kernel build directory: tinyconfig plus fragments, then check
 # that every line of every fragment survived.
-# Usage: config.sh TREE OUTDIR FRAGMENT...
+# Usage: [ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-] config.sh TREE OUTDIR FRAGMENT...
+# (ARCH defaults to x86_64).
 set -euo pipefail
 
 tree=$(realpath "$1") out=$(realpath -m "$2")
@@ -9,11 +10,12 @@ shift 2
 frags=()
 for f in "$@"; do frags+=("$(realpath "$f")"); done
 mkdir -p "$out"
+kmake=(make -s -C "$tree" O="$out" ARCH="${ARCH:-x86_64}" CROSS_COMPILE="${CROSS_COMPILE:-}")
 
-make -s -C "$tree" O="$out" ARCH=x86_64 tinyconfig >/dev/null
+"${kmake[@]}" tinyconfig >/dev/null
 KCONFIG_CONFIG="$out/.config" "$tree/scripts/kconfig/merge_config.sh" -m -O "$out" \
 	"$out/.config" "${frags[@]}" >/dev/null
-make -s -C "$tree" O="$out" ARCH=x86_64 olddefconfig >/dev/null
+"${kmake[@]}" olddefconfig >/dev/null
 
 # What the fragments ask for, the last fragment winning: "SYM VALUE" lines,
 # VALUE "n" for "is not set".

@@ -9,10 +9,11 @@ for what in "$@"; do
 	# what 'make check' needs: checkpatch's SPDX check, Sphinx, and what
 	# 'make bindeb-pkg' needs (its packaging check)
 	check) pkgs+=(python3-ply python3-git python3-sphinx dpkg-dev debhelper dwarves) ;;
-	# what 'make bindeb-pkg' needs; arm64: a cross compiler, and arm64
-	# packages known to apt (Debian's arm64 kernel configuration)
+	# what 'make bindeb-pkg' needs; arm64: a cross compiler, QEMU for
+	# arm64 guests, and arm64 packages known to apt (Debian's arm64 kernel
+	# configuration, the guests' busybox)
 	deb) pkgs+=(dpkg-dev debhelper dwarves) ;;
-	arm64) pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross) ;;
+	arm64) pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-system-arm) ;;
 	esac
 done
 

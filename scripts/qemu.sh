@@ -2,7 +2,9 @@
 # Boot a kernel with the initramfs under QEMU (TCG) in one of the guest
 # topologies of qemu/ (the edu devices, and an IOMMU or not), the console
 # going to a log. Fails if QEMU fails or does not power off in time.
-# Usage: qemu.sh BZIMAGE INITRAMFS MODE LOG TIMEOUT_SECONDS MEMORY TOPOLOGY [GUEST_ARGS]
+# Usage: [ARCH=arm64] qemu.sh IMAGE INITRAMFS MODE LOG TIMEOUT_SECONDS MEMORY TOPOLOGY [GUEST_ARGS]
+# ARCH (x86_64 by default) picks QEMU, its machine (the topology's machine,
+# or machine_arm64 for arm64) and the console.
 # GUEST_ARGS reach the guest's programs as harness.args (spaces as commas);
 # the guest learns the topology's name as harness.topology.
 set -euo pipefail
@@ -14,11 +16,20 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=/dev/null
 . "$here/qemu/$topology.sh"
 
-append="console=ttyS0 panic=-1 vfio.enable_unsafe_noiommu_mode=1 $cmdline"
+case ${ARCH:-x86_64} in
+x86_64) qemu=(qemu-system-x86_64 -cpu max) console=ttyS0 ;;
+# pauth-impdef: TCG's own pointer authentication, not QARMA's slow one
+arm64)	qemu=(qemu-system-aarch64 -cpu max,pauth-impdef=on) console=ttyAMA0
+	machine=${machine_arm64:-}
+	[ -n "$machine" ] || { echo "qemu.sh: topology $topology has no arm64 machine" >&2; exit 2; } ;;
+*)	echo "qemu.sh: unknown ARCH $ARCH" >&2; exit 2 ;;
+esac
+
+append="console=$console panic=-1 vfio.enable_unsafe_noiommu_mode=1 $cmdline"
 append+=" harness.mode=$mode harness.topology=$topology${args:+ harness.args=$args}"
 rc=0
 timeout --foreground -k 5 "$limit" \
-	qemu-system-x86_64 -M "$machine" -accel tcg -cpu max -smp 2 -m "$mem" \
+	"${qemu[@]}" -M "$machine" -accel tcg -smp 2 -m "$mem" \
 	-nographic -no-reboot -nodefaults -serial stdio \
 	-kernel "$kernel" -initrd "$initrd" -append "$append" "${devices[@]}" \
 	< /dev/null 2>&1 | tee "$log" || rc=$?

@@ -27,7 +27,9 @@ failed=$(grep -cE '^not ok( |$)' <<< "$text" || true)
 splat='(BUG:|WARNING:|Oops|Kernel panic|general protection fault|KASAN:|UBSAN:'
 splat+='|possible recursive locking|possible circular locking|inconsistent lock state'
 splat+='|suspicious RCU usage|kmemleak: .*suspected memory leak|INFO: task .* blocked'
-splat+='|Call Trace:|stack segment:)'
+splat+='|Call Trace:|stack segment:'
+# arm64's
+splat+='|Call trace:|Internal error:|Unable to handle kernel|SError Interrupt)'
 splats=$(grep -E '^\[ *[0-9]+\.[0-9]+\]' <<< "$text" | grep -E "$splat" || true)
 if [ -n "$splats" ]; then
 	echo "$name: kernel splat:"

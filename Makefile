@@ -1,7 +1,7 @@
 # iommufd no-IOMMU mode for the VFIO cdev, on Linux 6.12: the harness.
 # 'make run' boots the patched kernel and shows a userspace driver doing DMA;
-# 'make test' runs every test on each kernel of KERNELS (plain, debug, nocdev,
-# mock on x86_64; arm64_4k, arm64_64k on arm64).
+# 'make test' runs every test on each kernel of KERNELS (plain, debug, nocdev
+# on x86_64; arm64_4k, arm64_64k on arm64).
 
 # The base: Debian's linux-source-6.12, pinned by version and sha256.
 BASE_VERSION := 6.12.117-1~deb12u1
@@ -16,11 +16,10 @@ DEB_ARCH := $(if $(filter arm64,$(ARCH)),arm64,amd64)
 B       := build
 TREE    := $(B)/linux
 DEB     := $(B)/dl/linux-source-6.12_$(BASE_VERSION)_all.deb
-KERNELS := plain debug nocdev mock arm64_4k arm64_64k
-FRAGS_plain := configs/base.config configs/intel-iommu.config
+KERNELS := plain debug nocdev arm64_4k arm64_64k
+FRAGS_plain := configs/base.config configs/intel-iommu.config configs/mock.config
 FRAGS_debug := configs/base.config configs/intel-iommu.config configs/debug.config
 FRAGS_nocdev := configs/base.config configs/nocdev.config
-FRAGS_mock := configs/base.config configs/mock.config
 FRAGS_arm64_4k := configs/base.config configs/arm64.config
 FRAGS_arm64_64k := configs/base.config configs/arm64.config configs/arm64-64k.config
 # A kernel's architecture (x86_64 unless said here): arm64 kernels are cross
@@ -40,7 +39,6 @@ initramfs = $(B)/$(GUEST_$(call karch,$(1)))/initramfs.cpio
 TIMEOUT_plain := 600
 TIMEOUT_debug := 1500
 TIMEOUT_nocdev := 600
-TIMEOUT_mock := 600
 TIMEOUT_arm64_4k := 900
 TIMEOUT_arm64_64k := 900
 # Arguments the guest's test runner gets on a kernel (see guest/run-tests):
@@ -55,7 +53,6 @@ MEM_bench := 3G
 TOPOLOGIES_plain := one bridge mixed
 TOPOLOGIES_debug := one bridge mixed
 TOPOLOGIES_nocdev := one
-TOPOLOGIES_mock := one
 TOPOLOGIES_arm64_4k := one
 TOPOLOGIES_arm64_64k := one
 RUNS := $(foreach k,$(KERNELS),$(foreach t,$(TOPOLOGIES_$(k)),$(k)$(if $(filter one,$(t)),,-$(t))))
@@ -147,7 +144,9 @@ bench: deps kernel-plain guest
 	@[ -n "$(BENCH_ARGS)" ] || scripts/bench-loop.sh $(TREE)
 
 # TEST_ARGS reach the guest's programs (break=leak: each must then fail).
-test-%: deps kernel-$$(call run_kernel,$$*) $$(GUEST_$$(call karch,$$(call run_kernel,$$*)))
+# GUESTS_BUILT=1: make test built the guests' programs already.
+test-%: deps kernel-$$(call run_kernel,$$*) \
+	$$(if $$(GUESTS_BUILT),,$$(GUEST_$$(call karch,$$(call run_kernel,$$*))))
 	@rc=0; ARCH=$(call karch,$(call run_kernel,$*)) scripts/qemu.sh $(call image,$(call run_kernel,$*)) \
 		$(call initramfs,$(call run_kernel,$*)) test \
 		$(call run_log,$*) $(TIMEOUT_$(call run_kernel,$*)) $(MEM) $(call run_topology,$*) \
@@ -156,7 +155,8 @@ test-%: deps kernel-$$(call run_kernel,$$*) $$(GUEST_$$(call karch,$$(call run_k
 
 test: deps
 	@rm -f $(foreach r,$(RUNS),$(call run_log,$(r)).counts)
-	@for r in $(RUNS); do $(MAKE) --no-print-directory test-$$r || true; done
+	@$(MAKE) --no-print-directory guest guest-arm64
+	@for r in $(RUNS); do $(MAKE) --no-print-directory test-$$r GUESTS_BUILT=1 || true; done
 	@scripts/summary.sh $(foreach r,$(RUNS),$(call run_log,$(r)))
 
 # Before merging: series applies, each patch builds, checkpatch, sparse, W=1,

@@ -19,7 +19,7 @@ DEB     := $(B)/dl/linux-source-6.12_$(BASE_VERSION)_all.deb
 KERNELS := plain debug nocdev arm64_4k arm64_64k
 FRAGS_plain := configs/base.config configs/intel-iommu.config configs/mock.config
 FRAGS_debug := configs/base.config configs/intel-iommu.config configs/debug.config
-FRAGS_nocdev := configs/base.config configs/nocdev.config
+FRAGS_nocdev := configs/base.config configs/intel-iommu.config configs/mock.config configs/nocdev.config
 FRAGS_arm64_4k := configs/base.config configs/arm64.config
 FRAGS_arm64_64k := configs/base.config configs/arm64.config configs/arm64-64k.config
 # A kernel's architecture (x86_64 unless said here): arm64 kernels are cross

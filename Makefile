@@ -178,10 +178,10 @@ deb: tree
 
 deb-harness: tree
 	@scripts/deps.sh deb
-	scripts/deb.sh harness $(TREE) $(B)/deb $(FRAGS_plain)
+	ARCH=x86_64 scripts/deb.sh harness $(TREE) $(B)/deb $(FRAGS_plain)
 
 deb-test: deb-harness guest
-	scripts/deb-boot.sh $$(ls $(B)/deb/harness/linux-image-*.deb | grep -v -- -dbg_) \
+	ARCH=x86_64 scripts/deb-boot.sh $$(ls $(B)/deb/harness/linux-image-*.deb | grep -v -- -dbg_) \
 		$(B)/guest/initramfs.cpio $(B)/deb/harness/boot.log $(TIMEOUT_plain) $(MEM)
 
 # Which 6.12 kernels the series applies to and builds on: every

@@ -19,11 +19,7 @@ arm64) karch=arm64 cross=aarch64-linux-gnu- flavour=arm64_none_arm64 ;;
 esac
 mkdir -p "$obj" "$dl"
 
-cdeb="$dl/linux-config-6.12_${version}_$arch.deb"
-[ -f "$cdeb" ] || (cd "$dl" && apt-get -qq download "linux-config-6.12:$arch=$version" 2>&1 |
-	grep -v 'unsandboxed' >&2 || true)
-echo "$sha  $cdeb" | sha256sum -c --quiet - || {
-	echo "debian-config: $cdeb does not match the pinned sha256" >&2; exit 1; }
+cdeb=$("$(dirname "$0")/apt-fetch.sh" "linux-config-6.12:$arch" "$version" "$sha" "$dl")
 dpkg-deb --fsys-tarfile "$cdeb" |
 	tar -xO "./usr/src/linux-config-6.12/config.$flavour.xz" | xz -d > "$obj/.config"
 "$tree/scripts/config" --file "$obj/.config" \

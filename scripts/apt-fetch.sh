@@ -17,19 +17,16 @@ cd "$out"
 
 # shellcheck disable=SC2086 # $arch is a glob when the package has none
 have() { ls ./"${name}_${version}"_$arch.deb 2>/dev/null | head -n 1; }
-quiet() { grep -v 'unsandboxed' >&2 || true; }
 
+# apt prints 'URL' NAME_VERSION_ARCH.deb SIZE HASH for the version it knows;
+# the pinned file sits in the same pool folder.
 from_pool() {
-	local line url file candver
-	line=$(apt-get download --print-uris "$pkg" 2>/dev/null | head -n 1) || return 1
-	[ -n "$line" ] || return 1
-	url=$(echo "$line" | awk '{ print $1 }' | tr -d "'")
-	file=$(echo "$line" | awk '{ print $2 }')
-	candver=$(apt-cache policy "$pkg" | awk '/Candidate:/ { print $2 }')
-	file=${file/"_${candver}_"/"_${version}_"}
+	local url file
+	read -r url file _ < <(apt-get download --print-uris "$pkg" 2>/dev/null) || return 1
+	url=${url//\'/} file="${name}_${version}_${file##*_}"
 	echo "apt-fetch: $pkg=$version is not in apt's index; taking it from the pool" >&2
 	/usr/lib/apt/apt-helper download-file "${url%/*}/${file//\~/%7e}" "$file" \
-		"SHA256:$sha" 2>&1 | quiet
+		"SHA256:$sha" 2>&1 | { grep -v 'unsandboxed' >&2 || true; }
 	[ -f "$file" ]
 }
 

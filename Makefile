@@ -72,7 +72,7 @@ export CCACHE_BASEDIR := $(abspath $(B))
 
 # kernel-%, run-% and test-% are pattern rules, so not in .PHONY (make skips
 # pattern rules for phony targets); no file has their names.
-.PHONY: all run test bench check applies deb deb-harness deb-test deps deps-arm64 tree retree export \
+.PHONY: all run test bench check applies deb deb-harness deb-test deb-test-debian deps deps-arm64 tree retree export \
 	guest guest-arm64 clean distclean help
 .DELETE_ON_ERROR:
 
@@ -86,6 +86,9 @@ help:
 	@echo "make tree     make $(TREE): base + patches/ (git am)"
 	@echo "make export   write $(TREE)'s commits back to patches/"
 	@echo "make retree   throw $(TREE) away and make it again"
+	@echo "make deb      Debian packages from Debian's configuration (ARCH=arm64 too; hours)"
+	@echo "make deb-test / deb-test-debian   boot a packaged kernel (harness's / make deb's)"
+	@echo "make applies  which Debian 6.12 versions take the series"
 	@echo "make kernel-K / run-K / test-K (K in $(KERNELS)) / guest / guest-arm64"
 
 deps:
@@ -183,6 +186,13 @@ deb-harness: tree
 deb-test: deb-harness guest
 	ARCH=x86_64 scripts/deb-boot.sh $$(ls $(B)/deb/harness/linux-image-*.deb | grep -v -- -dbg_) \
 		$(B)/guest/initramfs.cpio $(B)/deb/harness/boot.log $(TIMEOUT_plain) $(MEM)
+
+# After make deb (hours): the kernel and modules of the Debian-configured
+# package run the tests of topology "one", judged against guest/skips/debian-amd64.
+deb-test-debian: guest
+	ARCH=x86_64 scripts/deb-boot.sh $$(ls $(B)/deb/debian-amd64/linux-image-*.deb | grep -v -- -dbg_) \
+		$(B)/guest/initramfs.cpio $(B)/deb/debian-amd64/console.log $(TIMEOUT_plain) $(MEM) \
+		test debian-amd64
 
 # Which 6.12 kernels the series applies to and builds on: every
 # linux-source-6.12 Debian serves, and the pristine upstream tarball.

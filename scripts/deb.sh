@@ -35,10 +35,12 @@ esac
 command -v ccache >/dev/null && kcc="ccache $kcc"
 
 start=$(date +%s)
-# The packages land in the parent directory of the object tree.
+# The packages land in the parent directory of the object tree. An empty
+# LOCALVERSION keeps setlocalversion from adding "+" (a tree with commits
+# after the release) to the release: 6.12.117-noiommu, not 6.12.117-noiommu+.
 rm -f "$dir"/*.deb "$dir"/*.buildinfo "$dir"/*.changes
 make -s -C "$tree" O="$dir/obj" ARCH="$karch" CROSS_COMPILE="$cross" CC="$kcc" \
-	-j"$(nproc)" bindeb-pkg >"$dir/build.log" 2>&1 || {
+	LOCALVERSION= -j"$(nproc)" bindeb-pkg >"$dir/build.log" 2>&1 || {
 	tail -30 "$dir/build.log" >&2; exit 1; }
 echo "deb: $flavour packages, built in $(( $(date +%s) - start )) s on $(nproc) cores:"
 ls -1 "$dir"/*.deb

@@ -39,7 +39,8 @@ if ls "$mods"/kernel/drivers/vfio/pci/vfio-pci.ko* >/dev/null 2>&1; then
 		[ "$ko" = vfio.ko ] && params=enable_unsafe_noiommu_mode=1
 		echo "/modules/$ko $params" >> "$x/root/modules.load"
 	done
-	echo "deb-boot: modules from the package: $(cd "$x/root/modules" && ls | tr '\n' ' ')"
+	echo "deb-boot: modules from the package, in load order:" \
+		"$(sed 's|^/modules/||; s| .*||' "$x/root/modules.load" | tr '\n' ' ')"
 	# A second cpio archive after the first: the kernel unpacks both.
 	(cd "$x/root" && find . | LC_ALL=C sort | cpio -o -H newc --owner=0:0 --quiet) |
 		cat "$initrd" - > "$x/initramfs.cpio"

@@ -183,14 +183,17 @@ deb-harness: tree
 	@scripts/deps.sh deb
 	ARCH=x86_64 scripts/deb.sh harness $(TREE) $(B)/deb $(FRAGS_plain)
 
+# The kernel image package in a folder of packages (not its -dbg sibling).
+image_deb = $$(ls $(1)/linux-image-*.deb | grep -v -- -dbg_)
+
 deb-test: deb-harness guest
-	ARCH=x86_64 scripts/deb-boot.sh $$(ls $(B)/deb/harness/linux-image-*.deb | grep -v -- -dbg_) \
+	ARCH=x86_64 scripts/deb-boot.sh $(call image_deb,$(B)/deb/harness) \
 		$(B)/guest/initramfs.cpio $(B)/deb/harness/boot.log $(TIMEOUT_plain) $(MEM)
 
 # After make deb (hours): the kernel and modules of the Debian-configured
 # package run the tests of topology "one", judged against guest/skips/debian-amd64.
 deb-test-debian: guest
-	ARCH=x86_64 scripts/deb-boot.sh $$(ls $(B)/deb/debian-amd64/linux-image-*.deb | grep -v -- -dbg_) \
+	ARCH=x86_64 scripts/deb-boot.sh $(call image_deb,$(B)/deb/debian-amd64) \
 		$(B)/guest/initramfs.cpio $(B)/deb/debian-amd64/console.log $(TIMEOUT_plain) $(MEM) \
 		test debian-amd64
 

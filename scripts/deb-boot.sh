@@ -21,15 +21,13 @@ kernel=$(ls "$x"/pkg/boot/vmlinuz-*)
 release=${kernel##*/vmlinuz-}
 echo "deb-boot: $(basename "$deb"): /boot/vmlinuz-$release"
 
-# modules.dep names a module's dependencies, the last one to load first.
+# modules.dep (made by bindeb-pkg's modules_install) names a module's
+# dependencies, the last one to load first.
 mods="$x/pkg/lib/modules/$release"
 if ls "$mods"/kernel/drivers/vfio/pci/vfio-pci.ko* >/dev/null 2>&1; then
-	[ -f "$mods/modules.dep" ] || depmod -b "$x/pkg" "$release"
 	mkdir -p "$x/root/modules"
 	line=$(grep "^kernel/drivers/vfio/pci/vfio-pci.ko[^:]*:" "$mods/modules.dep")
-	read -r -a deps <<< "${line#*:}"
-	for (( i = ${#deps[@]} - 1; i >= -1; i-- )); do
-		if [ "$i" -ge 0 ]; then m=${deps[i]}; else m=${line%%:*}; fi
+	for m in $(tr ' ' '\n' <<< "${line#*:}" | tac) "${line%%:*}"; do
 		ko=$(basename "${m%.xz}")
 		case $m in
 		*.xz) xz -dc "$mods/$m" > "$x/root/modules/$ko" ;;

@@ -55,7 +55,27 @@ TOPOLOGIES_debug := one bridge mixed
 TOPOLOGIES_nocdev := one
 TOPOLOGIES_arm64_4k := one
 TOPOLOGIES_arm64_64k := one
-RUNS := $(foreach k,$(KERNELS),$(foreach t,$(TOPOLOGIES_$(k)),$(k)$(if $(filter one,$(t)),,-$(t))))
+# The DKMS package (dkms/) on Debian's own kernels: a Debian root of each
+# release of DKMS_RELEASES (debootstrap, then Debian's kernel image and
+# headers of DKMS_KERNEL_R by apt, and DKMS_PKGS_R), the package installed
+# by apt there, the root booted by Debian's unmodified kernel. Run
+# dkms_R[-TOPOLOGY]: make test-dkms_trixie, make test-dkms_trixie-mixed.
+DKMS_VERSION := $(shell sed -n '1s/.*(\(.*\)).*/\1/p' dkms/debian/changelog)
+DKMS_DEB := $(B)/dkms/iommufd-noiommu-dkms_$(DKMS_VERSION)_all.deb
+DKMS_RELEASES := trixie bookworm
+DKMS_KERNEL_trixie := 6.12.117+deb13-amd64
+DKMS_KERNEL_bookworm := 6.12.118+deb12-amd64
+# bookworm's root also has bookworm-backports' 6.12.95 headers, a kernel
+# the package does not support, and uses Intel GVT-g: the install must
+# build nothing for the one and warn about the other.
+DKMS_PKGS_bookworm := linux-headers-6.12.95+deb12-amd64
+DKMS_ENV_bookworm := GVT=1
+TOPOLOGIES_dkms_trixie := one mixed
+TOPOLOGIES_dkms_bookworm := one
+TIMEOUT_dkms := 900
+DKMS_RUNS := $(foreach r,$(DKMS_RELEASES),$(foreach t,$(TOPOLOGIES_dkms_$(r)),dkms_$(r)$(if $(filter one,$(t)),,-$(t))))
+RUNS := $(foreach k,$(KERNELS),$(foreach t,$(TOPOLOGIES_$(k)),$(k)$(if $(filter one,$(t)),,-$(t)))) \
+	$(DKMS_RUNS)
 run_kernel = $(word 1,$(subst -, ,$(1)))
 run_topology = $(or $(word 2,$(subst -, ,$(1))),one)
 run_log = $(B)/$(call run_kernel,$(1))/console$(if $(word 2,$(subst -, ,$(1))),-$(call run_topology,$(1))).log
@@ -73,6 +93,7 @@ export CCACHE_BASEDIR := $(abspath $(B))
 # kernel-%, run-% and test-% are pattern rules, so not in .PHONY (make skips
 # pattern rules for phony targets); no file has their names.
 .PHONY: all run test bench check applies deb deb-harness deb-test deb-test-debian deps deps-arm64 tree retree export \
+	dkms dkms-add \
 	guest guest-arm64 clean distclean help
 .DELETE_ON_ERROR:
 
@@ -89,6 +110,9 @@ help:
 	@echo "make deb      Debian packages from Debian's configuration (ARCH=arm64 too; hours)"
 	@echo "make deb-test / deb-test-debian   boot a packaged kernel (harness's / make deb's)"
 	@echo "make applies  which Debian 6.12 versions take the series"
+	@echo "make dkms     the DKMS package for Debian's own 6.12 kernels (dkms/versions)"
+	@echo "make dkms-add VERSION=6.12.N-1~deb12u1   support another Debian 6.12.y"
+	@echo "make test-dkms_trixie / test-dkms_trixie-mixed / test-dkms_bookworm"
 	@echo "make kernel-K / run-K / test-K (K in $(KERNELS)) / guest / guest-arm64"
 
 deps:
@@ -112,7 +136,7 @@ export:
 
 # A build directory is configured again only when a fragment is newer
 # (and its .config is no intermediate file for make to delete).
-.PRECIOUS: $(B)/%/.config
+.PRECIOUS: $(B)/%/.config dkms-root-%
 .SECONDEXPANSION:
 $(B)/%/.config: $$(FRAGS_$$*) | tree $$(if $$(KARCH_$$*),deps-$$(KARCH_$$*))
 	ARCH=$(call karch,$*) CROSS_COMPILE=$(CROSS_$(call karch,$*)) \
@@ -155,6 +179,12 @@ test-%: deps kernel-$$(call run_kernel,$$*) \
 		$(call run_log,$*) $(TIMEOUT_$(call run_kernel,$*)) $(MEM) $(call run_topology,$*) \
 		"$(strip $(ARGS_$(call run_kernel,$*)) $(TEST_ARGS))" || rc=$$?; \
 	scripts/verdict.sh $* $(call run_log,$*) $$rc
+
+# The DKMS runs: the package installed in the release's root, booted.
+test-dkms_%: deps $(DKMS_DEB) dkms-root-$$(call run_kernel,$$*) $$(if $$(GUESTS_BUILT),,guest)
+	@$(DKMS_ENV_$(call run_kernel,$*)) scripts/dkms-test.sh dkms_$* $(B)/dkms/$(call run_kernel,$*) \
+		$(DKMS_KERNEL_$(call run_kernel,$*)) $(DKMS_DEB) $(B)/guest \
+		$(call run_log,dkms_$*) $(TIMEOUT_dkms) $(MEM) $(call run_topology,$*)
 
 test: deps
 	@rm -f $(foreach r,$(RUNS),$(call run_log,$(r)).counts)
@@ -201,6 +231,26 @@ deb-test-debian: guest
 # linux-source-6.12 Debian serves, and the pristine upstream tarball.
 applies: deps
 	scripts/applies.sh $(B)/applies patches $(BASE_VERSION) $(FRAGS_plain)
+
+# The DKMS package, built from dkms/ and, for each version of dkms/versions,
+# that version's linux-source-6.12 with the series applied.
+dkms: $(DKMS_DEB)
+
+$(DKMS_DEB): $(wildcard patches/* dkms/* dkms/debian/* dkms/patches/*) scripts/dkms.sh
+	@scripts/deps.sh dkms
+	scripts/dkms.sh dkms patches $(B)/dkms $(B)/dl
+
+# A Debian 6.12.y newly published: its source fetched, the series applied
+# (fails if it does not apply), the line added to dkms/versions.
+dkms-add:
+	@scripts/deps.sh dkms
+	scripts/dkms-add.sh dkms/versions patches $(B)/dkms $(B)/dl $(VERSION)
+
+# A Debian root with the release's kernel (dkms-root-trixie).
+dkms-root-%:
+	@scripts/deps.sh dkms
+	@scripts/dkms-root.sh $(B)/dkms/$* $(B)/dl $* linux-image-$(DKMS_KERNEL_$*) \
+		linux-headers-$(DKMS_KERNEL_$*) openssl $(DKMS_PKGS_$*)
 
 clean:
 	rm -rf $(addprefix $(B)/,$(KERNELS)) $(B)/guest $(B)/guest-arm64 $(B)/check

@@ -5,7 +5,8 @@
 #    series' noiommu tests), installed with the kselftest Makefile's own
 #    install target, run by run_kselftest.sh;
 #  - the harness's programs in guest/, built on the series' test library:
-#    the fuzzer (test list), the benchmark (bench list), the demo (run list).
+#    the fuzzer (test list), the benchmark (bench list), the demo (run list),
+#    the DKMS package's test of a device behind an IOMMU (dkms list).
 # Usage: [ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-] guest.sh TREE HEADERS OUTDIR
 # For arm64 (ARCH defaults to x86_64) the programs are cross compiled and
 # busybox comes from Debian's busybox-static:arm64, downloaded into OUTDIR.
@@ -49,10 +50,11 @@ build() {	# build NAME SOURCE LIST
 		-I "$st/vfio" -o "$root/tests/$1" "$2" "$lib"
 	echo "$1" >> "$root/tests/$3.list"
 }
-touch "$root/tests/test.list" "$root/tests/bench.list"
+touch "$root/tests/test.list" "$root/tests/bench.list" "$root/tests/dkms.list"
 build robust_fuzz "$here/guest/fuzz/robust_fuzz.c" test
 build bench_getpa "$here/guest/bench/bench_getpa.c" bench
 build edu_dma_demo "$here/guest/demo/edu_dma_demo.c" run
+build iommu_device_test "$here/guest/dkms/iommu_device_test.c" dkms
 
 cp "$busybox" "$root/bin/busybox"
 cp "$here/guest/init" "$root/init"

@@ -7,6 +7,10 @@
 # or machine_arm64 for arm64) and the console.
 # GUEST_ARGS reach the guest's programs as harness.args (spaces as commas);
 # the guest learns the topology's name as harness.topology.
+# DISK (a raw image) becomes the guest's root file system, virtio disk vda,
+# booted through INITRAMFS (then Debian's own) into /noiommu-init; VFIO's
+# no-IOMMU parameter then comes from the root's /etc/modprobe.d, not from
+# the command line (scripts/dkms-test.sh).
 set -euo pipefail
 
 kernel=$1 initrd=$2 mode=$3 log=$4 limit=$5 mem=$6 topology=$7 args=${8:-}
@@ -25,13 +29,21 @@ arm64)	qemu=(qemu-system-aarch64 -cpu max,pauth-impdef=on) console=ttyAMA0
 *)	echo "qemu.sh: unknown ARCH $ARCH" >&2; exit 2 ;;
 esac
 
-append="console=$console panic=-1 vfio.enable_unsafe_noiommu_mode=1 $cmdline"
+append="console=$console panic=-1 $cmdline"
+disk=()
+if [ -n "${DISK:-}" ]; then
+	disk=(-drive "file=$DISK,if=none,id=root,format=raw,snapshot=on"
+	      -device virtio-blk-pci,drive=root,bus=pcie.0)
+	append+=" root=/dev/vda rw init=/noiommu-init printk.time=1"
+else
+	append+=" vfio.enable_unsafe_noiommu_mode=1"
+fi
 append+=" harness.mode=$mode harness.topology=$topology${args:+ harness.args=$args}"
 rc=0
 timeout --foreground -k 5 "$limit" \
 	"${qemu[@]}" -M "$machine" -accel tcg -smp 2 -m "$mem" \
 	-nographic -no-reboot -nodefaults -serial stdio \
-	-kernel "$kernel" -initrd "$initrd" -append "$append" "${devices[@]}" \
+	-kernel "$kernel" -initrd "$initrd" -append "$append" "${devices[@]}" "${disk[@]}" \
 	< /dev/null 2>&1 | tee "$log" || rc=$?
 if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 	echo "qemu: no power-off within $limit s" | tee -a "$log"

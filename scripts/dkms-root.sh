@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Make a Debian root as a user's machine is: debootstrap (minbase) of a
+# release, then Debian's kernel image and headers of one ABI installed by
+# apt in it, with the release's own compiler. The DKMS package is not in it:
+# scripts/dkms-test.sh installs that into a copy.
+# The archive is the one this machine's apt uses; the security suite and
+# backports are added to the root's own sources. Downloads are kept in
+# DL/debootstrap and DL/apt-RELEASE, so only the first run fetches them.
+# Usage: dkms-root.sh ROOT DL RELEASE PACKAGE...
+set -euo pipefail
+
+root=$(realpath -m "$1") dl=$(realpath -m "$2") release=$3
+shift 3
+pkgs=("$@")
+stamp="$root.stamp"
+want="$release ${pkgs[*]}"
+if [ -d "$root" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+	exit 0
+fi
+
+# The machine's own Debian mirrors, as apt knows them.
+# shellcheck disable=SC2016 # apt's format, not the shell's
+mirror=$(apt-get indextargets --format '$(REPO_URI)' 'Origin: Debian' 'Label: Debian' | head -n 1)
+# shellcheck disable=SC2016
+security=$(apt-get indextargets --format '$(REPO_URI)' 'Label: Debian-Security' | head -n 1)
+[ -n "$mirror" ] && [ -n "$security" ] ||
+	{ echo "dkms-root: apt knows no Debian archive or security archive" >&2; exit 1; }
+
+mounts=()
+cleanup() {
+	local m
+	for m in "${mounts[@]}"; do umount -l "$m" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+echo "dkms-root: debootstrap $release into $root"
+rm -rf "$root" "$stamp"
+mkdir -p "$dl/debootstrap" "$dl/apt-$release"
+start=$SECONDS
+debootstrap --variant=minbase --cache-dir="$dl/debootstrap" "$release" "$root" \
+	"$mirror" > "$root.debootstrap.log" 2>&1 ||
+	{ tail -n 20 "$root.debootstrap.log" >&2; exit 1; }
+cat > "$root/etc/apt/sources.list" <<EOF
+deb $mirror $release main
+deb $security $release-security main
+deb $mirror $release-backports main
+EOF
+# No daemons in a chroot; the image's postinst makes an initramfs.
+printf '#!/bin/sh\nexit 101\n' > "$root/usr/sbin/policy-rc.d"
+chmod +x "$root/usr/sbin/policy-rc.d"
+mount -t proc proc "$root/proc" && mounts+=("$root/proc")
+mount --bind "$dl/apt-$release" "$root/var/cache/apt/archives" &&
+	mounts+=("$root/var/cache/apt/archives")
+in_root() { chroot "$root" env DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8 "$@"; }
+in_root apt-get -qq update
+echo "dkms-root: apt-get install ${pkgs[*]}"
+in_root apt-get -y -q -o Dpkg::Use-Pty=0 --no-install-recommends install "${pkgs[@]}" \
+	> "$root.apt.log" 2>&1 || { tail -n 30 "$root.apt.log" >&2; exit 1; }
+cleanup
+mounts=()
+echo "$want" > "$stamp"
+echo "dkms-root: $release root ready in $((SECONDS - start)) s"

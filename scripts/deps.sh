@@ -14,7 +14,7 @@ for what in "$@"; do
 	# configuration, the guests' busybox)
 	deb) pkgs+=(dpkg-dev debhelper dwarves) ;;
 	# make dkms: the DKMS package, and the Debian roots its test boots
-	dkms) pkgs+=(dpkg-dev debhelper dh-dkms debootstrap e2fsprogs) ;;
+	dkms) pkgs+=(dpkg-dev debhelper dh-dkms lintian debootstrap e2fsprogs) ;;
 	arm64) pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-system-arm) ;;
 	esac
 done

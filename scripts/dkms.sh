@@ -5,8 +5,9 @@
 # its iommufd and VFIO sources, the headers the series changes and
 # iommu-priv.h (not in Debian's headers packages) are copied into the
 # package's copy, with the package's own patches (dkms/patches) on top;
-# then dpkg-buildpackage builds the .deb. Nothing here is written by hand:
-# every source file comes from a linux-source package and patches/.
+# then dpkg-buildpackage builds the .deb, which lintian checks. Nothing
+# here is written by hand: every source file comes from a linux-source
+# package and patches/.
 # Usage: dkms.sh PKGSRC PATCHDIR OUTDIR DL
 set -euo pipefail
 
@@ -67,5 +68,8 @@ echo "dkms: dpkg-buildpackage for ${kernels[*]}"
 (cd "$pkg" && dpkg-buildpackage -b -us -uc > "$out/pkg/build.log" 2>&1) ||
 	{ tail -n 30 "$out/pkg/build.log" >&2; exit 1; }
 deb="$out/pkg/iommufd-noiommu-dkms_${version}_all.deb"
+# As debuild would: Debian's checks of the package, warnings included.
+lintian --fail-on error,warning "$deb" 2>&1 | grep -v 'with root privileges' ||
+	[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "dkms: lintian finds fault with the package" >&2; exit 1; }
 cp "$deb" "$out/"
 echo "dkms: $out/$(basename "$deb")"

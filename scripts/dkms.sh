@@ -26,6 +26,12 @@ while read -r srcver sha abis; do
 	echo "dkms: $upstream: linux-source-6.12 $srcver"
 	deb=$("$here/scripts/apt-fetch.sh" linux-source-6.12 "$srcver" "$sha" "$dl")
 	tree="$out/src/$upstream/linux"
+	# Nobody edits these trees: one that is not what tree.sh last made of
+	# it (a 'git am' cut short) is made again.
+	if [ -d "$tree/.git" ] &&
+	   [ "$(git -C "$tree" rev-parse HEAD)" != "$(cat "$tree/.git/harness-series.head" 2>/dev/null)" ]; then
+		rm -rf "$tree"
+	fi
 	"$here/scripts/tree.sh" "$deb" "$tree" "$patches" | sed 's/^/dkms: /'
 
 	dst="$pkg/$upstream"

@@ -12,6 +12,22 @@ series_hash() {
 	(cd "$patches" && cat series $(cat series) 2>/dev/null) | sha256sum | cut -d' ' -f1
 }
 
+# git am of the series in order; the stamp records what was applied.
+apply_series() {
+	local count=0 p
+	while read -r p; do
+		case "$p" in ''|'#'*) continue ;; esac
+		git -C "$tree" am -q --keep-cr "$patches/$p" || {
+			echo "tree: $p does not apply on the base; the tree is left mid-'git am'" >&2
+			exit 1
+		}
+		count=$((count + 1))
+	done < "$patches/series"
+	echo "tree: base + $count patches"
+	series_hash > "$stamp"
+	git -C "$tree" rev-parse HEAD > "$stamp.head"
+}
+
 if [ -d "$tree/.git" ]; then
 	if [ "$(cat "$stamp" 2>/dev/null)" != "$(series_hash)" ] &&
 	   [ "$(git -C "$tree" rev-parse HEAD)" != "$(cat "$stamp.head" 2>/dev/null)" ]; then
@@ -21,8 +37,7 @@ if [ -d "$tree/.git" ]; then
 		git -C "$tree" am --abort >/dev/null 2>&1 || true
 		git -C "$tree" reset -q --hard base
 		git -C "$tree" clean -qfdx
-		"$0" "$@"
-		exit
+		apply_series
 	fi
 	exit 0
 fi
@@ -54,15 +69,4 @@ git -c user.name=base -c user.email=base@localhost \
 	commit -q -m "Debian linux-source-6.12 $(basename "$deb" | cut -d_ -f2)"
 git tag base
 
-count=0
-while read -r p; do
-	case "$p" in ''|'#'*) continue ;; esac
-	git am -q --keep-cr "$patches/$p" || {
-		echo "tree: $p does not apply on the base; the tree is left mid-'git am'" >&2
-		exit 1
-	}
-	count=$((count + 1))
-done < "$patches/series"
-echo "tree: base + $count patches"
-series_hash > "$stamp"
-git rev-parse HEAD > "$stamp.head"
+apply_series

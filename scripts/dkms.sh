@@ -75,7 +75,10 @@ echo "dkms: dpkg-buildpackage for ${kernels[*]}"
 	{ tail -n 30 "$out/pkg/build.log" >&2; exit 1; }
 deb="$out/pkg/iommufd-noiommu-dkms_${version}_all.deb"
 # As debuild would: Debian's checks of the package, warnings included.
-lintian --fail-on error,warning "$deb" 2>&1 | grep -v 'with root privileges' ||
-	[ "${PIPESTATUS[0]}" -eq 0 ] || { echo "dkms: lintian finds fault with the package" >&2; exit 1; }
+if ! lintian --fail-on error,warning "$deb" > "$out/pkg/lintian.log" 2>&1; then
+	grep -v 'with root privileges' "$out/pkg/lintian.log" >&2
+	echo "dkms: lintian finds fault with the package" >&2
+	exit 1
+fi
 cp "$deb" "$out/"
 echo "dkms: $out/$(basename "$deb")"

@@ -197,8 +197,8 @@ test: deps
 # (a table), then the packaging path (deb-test).
 check: tree
 	@scripts/deps.sh check arm64
-	scripts/check.sh $(TREE) patches $(B)/check configs/base.config \
-		$(BASE_VERSION) $(CONFIG_DEB_SHA256_amd64) $(B)/dl
+	scripts/check.sh $(TREE) patches $(B)/check \
+		$(BASE_VERSION) $(CONFIG_DEB_SHA256_amd64) $(B)/dl $(FRAGS_plain)
 	$(MAKE) --no-print-directory deb-test
 
 # Debian packages of the patched kernel with Debian's configuration for

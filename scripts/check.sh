@@ -3,16 +3,20 @@
 # applies on the pinned base, every patch builds, checkpatch is clean, sparse
 # and W=1 add nothing, kernel-doc is clean, the Kconfig matrix resolves as
 # documented and compiles, and the documentation renders.
-# Usage: check.sh TREE PATCHDIR OUTDIR FRAGMENT VERSION CONFIG_SHA256 DLDIR
+# Usage: check.sh TREE PATCHDIR OUTDIR VERSION CONFIG_SHA256 DLDIR FRAGMENT...
 # (VERSION, CONFIG_SHA256, DLDIR: Debian's configuration of the base, for
-# the debian-config check; see scripts/debian-config.sh).
+# the debian-config check; see scripts/debian-config.sh. FRAGMENTs: the
+# configuration of the bisect build and of sparse and W=1, the plain
+# kernel's, so that its build hits what ccache kept of the last step.)
 # CHECKS="checkpatch docs ..." runs only those (after apply).
 # Prints a table at the end; exits non-zero on any failure.
 set -uo pipefail
 
 tree=$(realpath "$1") patches=$(realpath "$2") out=$(realpath -m "$3")
-frag=$(realpath "$4")
-debian=("$5" "$6" "$7")
+debian=("$4" "$5" "$6")
+shift 6
+frags=()
+for f in "$@"; do frags+=("$(realpath "$f")"); done
 here=$(cd "$(dirname "$0")" && pwd)
 ck="$out/linux" obj="$out/obj" logs="$out/logs"
 jobs=$(nproc)
@@ -56,7 +60,7 @@ check_apply() {
 check_bisect() {
 	local c rc=0 tip
 	tip=$(git -C "$ck" rev-parse HEAD)
-	"$here/config.sh" "$ck" "$obj" "$frag" || return 1
+	"$here/config.sh" "$ck" "$obj" "${frags[@]}" || return 1
 	for c in $(git -C "$ck" rev-list --reverse base..HEAD); do
 		git -C "$ck" checkout -q "$c"
 		echo "== $(git -C "$ck" log -1 --format=%s)"

@@ -62,16 +62,43 @@ TOPOLOGIES_arm64_64k := one
 # dkms_R[-TOPOLOGY]: make test-dkms_trixie, make test-dkms_trixie-mixed.
 DKMS_VERSION := $(shell sed -n '1s/.*(\(.*\)).*/\1/p' dkms/debian/changelog)
 DKMS_DEB := $(B)/dkms/iommufd-noiommu-dkms_$(DKMS_VERSION)_all.deb
-DKMS_RELEASES := trixie bookworm
+DKMS_RELEASES := trixie bookworm trixie_arm64
 DKMS_KERNEL_trixie := 6.12.117+deb13-amd64
 DKMS_KERNEL_bookworm := 6.12.118+deb12-amd64
+# trixie_arm64: Debian 13's arm64 kernel. Its root is debootstrap's foreign
+# stage with kmod, unpacked, no arm64 code run; in a copy of trixie's amd64
+# root, the kernel's image and headers are unpacked and dkms builds and
+# installs the modules with Debian's cross compiler (scripts/dkms-test.sh,
+# FOREIGN); the kernel boots on QEMU's virt with the arm64 root, its
+# modules and dkms's as its initramfs.
+DKMS_KERNEL_trixie_arm64 := 6.12.117+deb13-arm64
+DKMS_ARCH_trixie_arm64 := arm64
+DKMS_SUITE_trixie_arm64 := trixie
+DKMS_BUILDROOT_trixie_arm64 := trixie
+# bookworm_arm64: Debian 12's, in the same way (gcc-12), not in make test.
+DKMS_KERNEL_bookworm_arm64 := 6.12.118+deb12-arm64
+DKMS_ARCH_bookworm_arm64 := arm64
+DKMS_SUITE_bookworm_arm64 := bookworm
+DKMS_BUILDROOT_bookworm_arm64 := bookworm
+# The same kernel as a user's arm64 machine has it, not in make test: a
+# whole arm64 root (debootstrap, then apt) under qemu-user-static, dkms
+# building there, Debian's kernel and initramfs booting it (make
+# dkms-emulated: an hour or so on 2 cores).
+DKMS_KERNEL_trixie_arm64_emulated := 6.12.117+deb13-arm64
+DKMS_ARCH_trixie_arm64_emulated := arm64
+DKMS_SUITE_trixie_arm64_emulated := trixie
+DKMS_EMULATE_trixie_arm64_emulated := 1
 # bookworm's root also has bookworm-backports' 6.12.95 headers, a kernel
 # the package does not support, and uses Intel GVT-g: the install must
-# build nothing for the one and warn about the other.
+# build nothing for the one and warn about the other. Its removal is
+# checked in the root, not in the guest as trixie's is (a TCG depmod).
 DKMS_PKGS_bookworm := linux-headers-6.12.95+deb12-amd64
-DKMS_ENV_bookworm := GVT=1
+DKMS_ENV_bookworm := GVT=1 REMOVE=host
 TOPOLOGIES_dkms_trixie := one mixed
 TOPOLOGIES_dkms_bookworm := one
+TOPOLOGIES_dkms_trixie_arm64 := one
+TOPOLOGIES_dkms_trixie_arm64_emulated := one
+TOPOLOGIES_dkms_bookworm_arm64 := one
 TIMEOUT_dkms := 900
 DKMS_RUNS := $(foreach r,$(DKMS_RELEASES),$(foreach t,$(TOPOLOGIES_dkms_$(r)),dkms_$(r)$(if $(filter one,$(t)),,-$(t))))
 RUNS := $(foreach k,$(KERNELS),$(foreach t,$(TOPOLOGIES_$(k)),$(k)$(if $(filter one,$(t)),,-$(t)))) \
@@ -93,7 +120,7 @@ export CCACHE_BASEDIR := $(abspath $(B))
 # kernel-%, run-% and test-% are pattern rules, so not in .PHONY (make skips
 # pattern rules for phony targets); no file has their names.
 .PHONY: all run test bench check applies deb deb-harness deb-test deb-test-debian deps deps-arm64 tree retree export \
-	dkms dkms-add \
+	dkms dkms-add dkms-emulated \
 	guest guest-arm64 clean distclean help
 .DELETE_ON_ERROR:
 
@@ -112,7 +139,8 @@ help:
 	@echo "make applies  which Debian 6.12 versions take the series"
 	@echo "make dkms     the DKMS package for Debian's own 6.12 kernels (dkms/versions)"
 	@echo "make dkms-add VERSION=6.12.N-1~deb12u1   support another Debian 6.12.y"
-	@echo "make test-dkms_trixie / test-dkms_trixie-mixed / test-dkms_bookworm"
+	@echo "make test-dkms_trixie / test-dkms_trixie-mixed / test-dkms_bookworm / test-dkms_trixie_arm64"
+	@echo "make dkms-emulated   arm64's modules built by dkms in an emulated arm64 root (an hour), compared"
 	@echo "make kernel-K / run-K / test-K (K in $(KERNELS)) / guest / guest-arm64"
 
 deps:
@@ -180,10 +208,20 @@ test-%: deps kernel-$$(call run_kernel,$$*) \
 		"$(strip $(ARGS_$(call run_kernel,$*)) $(TEST_ARGS))" || rc=$$?; \
 	scripts/verdict.sh $* $(call run_log,$*) $$rc
 
-# The DKMS runs: the package installed in the release's root, booted.
-test-dkms_%: deps $(DKMS_DEB) dkms-root-$$(call run_kernel,$$*) $$(if $$(GUESTS_BUILT),,guest)
-	@$(DKMS_ENV_$(call run_kernel,$*)) scripts/dkms-test.sh dkms_$* $(B)/dkms/$(call run_kernel,$*) \
-		$(DKMS_KERNEL_$(call run_kernel,$*)) $(DKMS_DEB) $(B)/guest \
+# The DKMS runs: the package installed in the release's root, booted; for
+# a foreign kernel, built in its build root's copy, its own root booted.
+dkms_guest = $(GUEST_$(or $(DKMS_ARCH_$(1)),x86_64))
+dkms_buildroot = $(or $(DKMS_BUILDROOT_$(1)),$(1))
+# A root unpacked only: a foreign one, not emulated.
+dkms_unpacked = $(and $(DKMS_ARCH_$(1)),$(if $(DKMS_EMULATE_$(1)),,1))
+test-dkms_%: deps $(DKMS_DEB) dkms-root-$$(call run_kernel,$$*) \
+	dkms-root-$$(call dkms_buildroot,$$(call run_kernel,$$*)) \
+	$$(if $$(GUESTS_BUILT),,$$(call dkms_guest,$$(call run_kernel,$$*)))
+	@$(eval r := $(call run_kernel,$*))$(DKMS_ENV_$(r)) \
+		$(if $(DKMS_ARCH_$(r)),DEB_ARCH=$(DKMS_ARCH_$(r))) \
+		$(if $(call dkms_unpacked,$(r)),FOREIGN=$(B)/dkms/$(r)) \
+		scripts/dkms-test.sh dkms_$* $(B)/dkms/$(call dkms_buildroot,$(r)) \
+		$(DKMS_KERNEL_$(r)) $(DKMS_DEB) $(B)/$(call dkms_guest,$(r)) \
 		$(call run_log,dkms_$*) $(TIMEOUT_dkms) $(MEM) $(call run_topology,$*)
 
 test: deps
@@ -240,17 +278,30 @@ $(DKMS_DEB): $(wildcard patches/* dkms/* dkms/debian/* dkms/patches/*) scripts/d
 	@scripts/deps.sh dkms
 	scripts/dkms.sh dkms patches $(B)/dkms $(B)/dl
 
+# The arm64 modules as an arm64 machine's dkms builds them (emulated, not
+# in make test: about an hour), tested, then compared with the cross
+# build's of make test: the same bytes, signatures aside.
+dkms-emulated: tree test-dkms_trixie_arm64 test-dkms_trixie_arm64_emulated
+	scripts/dkms-compare.sh $(TREE) \
+		$(B)/dkms/trixie_arm64.installed/root/lib/modules/$(DKMS_KERNEL_trixie_arm64)/updates/dkms \
+		$(B)/dkms/trixie_arm64_emulated.installed/root/lib/modules/$(DKMS_KERNEL_trixie_arm64)/updates/dkms
+
 # A Debian 6.12.y newly published: its source fetched, the series applied
 # (fails if it does not apply), the line added to dkms/versions.
 dkms-add:
 	@scripts/deps.sh dkms
 	scripts/dkms-add.sh dkms/versions patches $(B)/dkms $(B)/dl $(VERSION)
 
-# A Debian root with the release's kernel (dkms-root-trixie).
+# A Debian root with the release's kernel (dkms-root-trixie); a foreign
+# one unpacked, with kmod (dkms-root-trixie_arm64: the kernel comes in
+# scripts/dkms-test.sh),
+# or emulated (dkms-root-trixie_arm64_emulated).
 dkms-root-%:
-	@scripts/deps.sh dkms
-	@scripts/dkms-root.sh $(B)/dkms/$* $(B)/dl $* linux-image-$(DKMS_KERNEL_$*) \
-		linux-headers-$(DKMS_KERNEL_$*) openssl $(DKMS_PKGS_$*)
+	@scripts/deps.sh dkms $(DKMS_ARCH_$*) $(if $(DKMS_EMULATE_$*),emulate)
+	@DEB_ARCH=$(DKMS_ARCH_$*) EMULATE=$(DKMS_EMULATE_$*) \
+		scripts/dkms-root.sh $(B)/dkms/$* $(B)/dl $(or $(DKMS_SUITE_$*),$*) \
+		$(if $(call dkms_unpacked,$*),kmod, \
+		linux-image-$(DKMS_KERNEL_$*) linux-headers-$(DKMS_KERNEL_$*) openssl $(DKMS_PKGS_$*))
 
 clean:
 	rm -rf $(addprefix $(B)/,$(KERNELS)) $(B)/guest $(B)/guest-arm64 $(B)/check

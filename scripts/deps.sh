@@ -15,6 +15,8 @@ for what in "$@"; do
 	deb) pkgs+=(dpkg-dev debhelper dwarves) ;;
 	# make dkms: the DKMS package, and the Debian roots its test boots
 	dkms) pkgs+=(dpkg-dev debhelper dh-dkms lintian debootstrap e2fsprogs) ;;
+	# make dkms-emulated: a foreign root's programs run by qemu-user
+	emulate) pkgs+=(qemu-user-static binfmt-support) ;;
 	arm64) pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-system-arm) ;;
 	esac
 done

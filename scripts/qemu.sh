@@ -11,6 +11,9 @@
 # booted through INITRAMFS (then Debian's own) into /noiommu-init; VFIO's
 # no-IOMMU parameter then comes from the root's /etc/modprobe.d, not from
 # the command line (scripts/dkms-test.sh).
+# RDINIT (a path): INITRAMFS is a whole root file system, started at RDINIT;
+# VFIO's parameter comes from its /etc/modprobe.d too (a foreign root:
+# scripts/dkms-test.sh).
 set -euo pipefail
 
 kernel=$1 initrd=$2 mode=$3 log=$4 limit=$5 mem=$6 topology=$7 args=${8:-}
@@ -35,6 +38,8 @@ if [ -n "${DISK:-}" ]; then
 	disk=(-drive "file=$DISK,if=none,id=root,format=raw,snapshot=on"
 	      -device virtio-blk-pci,drive=root,bus=pcie.0)
 	append+=" root=/dev/vda rw init=/noiommu-init printk.time=1"
+elif [ -n "${RDINIT:-}" ]; then
+	append+=" rdinit=$RDINIT printk.time=1"
 else
 	append+=" vfio.enable_unsafe_noiommu_mode=1"
 fi

@@ -83,7 +83,7 @@ DKMS_BUILDROOT_bookworm_arm64 := bookworm
 # The same kernel as a user's arm64 machine has it, not in make test: a
 # whole arm64 root (debootstrap, then apt) under qemu-user-static, dkms
 # building there, Debian's kernel and initramfs booting it (make
-# dkms-emulated: an hour or so on 2 cores).
+# dkms-emulated: over half an hour on 2 cores).
 DKMS_KERNEL_trixie_arm64_emulated := 6.12.117+deb13-arm64
 DKMS_ARCH_trixie_arm64_emulated := arm64
 DKMS_SUITE_trixie_arm64_emulated := trixie
@@ -140,7 +140,7 @@ help:
 	@echo "make dkms     the DKMS package for Debian's own 6.12 kernels (dkms/versions)"
 	@echo "make dkms-add VERSION=6.12.N-1~deb12u1   support another Debian 6.12.y"
 	@echo "make test-dkms_trixie / test-dkms_trixie-mixed / test-dkms_bookworm / test-dkms_trixie_arm64"
-	@echo "make dkms-emulated   arm64's modules built by dkms in an emulated arm64 root (an hour), compared"
+	@echo "make dkms-emulated   arm64's modules built by dkms in an emulated arm64 root (half an hour), compared"
 	@echo "make kernel-K / run-K / test-K (K in $(KERNELS)) / guest / guest-arm64"
 
 deps:
@@ -279,7 +279,7 @@ $(DKMS_DEB): $(wildcard patches/* dkms/* dkms/debian/* dkms/patches/*) scripts/d
 	scripts/dkms.sh dkms patches $(B)/dkms $(B)/dl
 
 # The arm64 modules as an arm64 machine's dkms builds them (emulated, not
-# in make test: about an hour), tested, then compared with the cross
+# in make test: over half an hour), tested, then compared with the cross
 # build's of make test: the same bytes, signatures aside.
 dkms-emulated: tree test-dkms_trixie_arm64 test-dkms_trixie_arm64_emulated
 	scripts/dkms-compare.sh $(TREE) \

@@ -56,6 +56,9 @@ if [ ${#foreign[@]} -gt 0 ] && [ -z "${EMULATE:-}" ]; then
 		dpkg-deb --fsys-tarfile "$deb" | tar -x --keep-directory-symlink -C "$root"
 	done
 	rm -rf "$root"/var/cache/apt/archives/*.deb "$root/debootstrap"
+	# In a container debootstrap makes /proc a link to the host's, which
+	# its second stage would undo: the guest mounts its own there.
+	if [ -L "$root/proc" ]; then rm "$root/proc" && mkdir "$root/proc"; fi
 	echo "$want" > "$stamp"
 	echo "dkms-root: $release $arch root unpacked in $((SECONDS - start)) s"
 	exit 0

@@ -283,8 +283,8 @@ $(DKMS_DEB): $(wildcard patches/* dkms/* dkms/debian/* dkms/patches/*) scripts/d
 # build's of make test: the same bytes, signatures aside.
 dkms-emulated: tree test-dkms_trixie_arm64 test-dkms_trixie_arm64_emulated
 	scripts/dkms-compare.sh $(TREE) \
-		$(B)/dkms/trixie_arm64.installed/root/lib/modules/$(DKMS_KERNEL_trixie_arm64)/updates/dkms \
-		$(B)/dkms/trixie_arm64_emulated.installed/root/lib/modules/$(DKMS_KERNEL_trixie_arm64)/updates/dkms
+		$(B)/dkms/trixie_arm64.installed/updates-dkms \
+		$(B)/dkms/trixie_arm64_emulated.installed/updates-dkms
 
 # A Debian 6.12.y newly published: its source fetched, the series applied
 # (fails if it does not apply), the line added to dkms/versions.

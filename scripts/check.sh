@@ -285,4 +285,10 @@ echo
 printf '%-34s %-5s %6s\n' check result time
 printf '%s\n' "${results[@]}"
 echo "check: $((SECONDS - total)) s in all; logs in $logs"
+# The worktree (2 GiB) is made afresh each time; kept only to look at a
+# failure.
+if [ $failed -eq 0 ]; then
+	git -C "$tree" worktree remove -f "$ck" 2>/dev/null || rm -rf "$ck"
+	git -C "$tree" worktree prune
+fi
 exit $failed

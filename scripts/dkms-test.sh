@@ -146,8 +146,14 @@ install_package() {
 		mke2fs -q -F -t ext4 -d "$root" "$work/root.img" "${size}M"
 	fi
 	[ "${REMOVE:-guest}" != host ] || remove_package
-	# A failed install is made again on the next run.
-	grep -q '^not ok' "$tap" || echo "$stamp" > "$work/stamp"
+	# What the boot and dkms-compare.sh need; the root's copy goes (over
+	# a GiB), but for a failed install's, kept to be looked at and made
+	# again on the next run.
+	cp "$root/boot/vmlinuz-$kver" "$root/boot/initrd.img-$kver" "$work/" 2>/dev/null || true
+	cp -a "$mods/updates/dkms" "$work/updates-dkms" 2>/dev/null || true
+	if grep -q '^not ok' "$tap"; then return 0; fi
+	rm -rf "$root" "${work:?}/boot"
+	echo "$stamp" > "$work/stamp"
 }
 
 # The removal, in the root's copy: no module left in updates/dkms, and
@@ -177,11 +183,11 @@ rc=0
 qarch=x86_64
 [ "${DEB_ARCH:-}" != arm64 ] || qarch=arm64
 if [ -n "$foreign" ]; then
-	RDINIT=/noiommu-init ARCH=$qarch "$here/scripts/qemu.sh" "$root/boot/vmlinuz-$kver" \
+	RDINIT=/noiommu-init ARCH=$qarch "$here/scripts/qemu.sh" "$work/vmlinuz-$kver" \
 		"$work/root.cpio" test "$log" "$limit" "$mem" "$topology" >/dev/null || rc=$?
 else
-	DISK="$work/root.img" ARCH=$qarch "$here/scripts/qemu.sh" "$root/boot/vmlinuz-$kver" \
-		"$root/boot/initrd.img-$kver" test "$log" "$limit" "$mem" "$topology" >/dev/null || rc=$?
+	DISK="$work/root.img" ARCH=$qarch "$here/scripts/qemu.sh" "$work/vmlinuz-$kver" \
+		"$work/initrd.img-$kver" test "$log" "$limit" "$mem" "$topology" >/dev/null || rc=$?
 fi
 # The install's checks count with the guest's, once: in topology "one".
 [ "$topology" != one ] || cat "$tap" >> "$log"

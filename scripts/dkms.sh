@@ -25,13 +25,10 @@ while read -r srcver sha abis; do
 	upstream=${srcver%%-*}
 	echo "dkms: $upstream: linux-source-6.12 $srcver"
 	deb=$("$here/scripts/apt-fetch.sh" linux-source-6.12 "$srcver" "$sha" "$dl")
+	# A whole tree (2 GiB) for the few files the package takes: made
+	# afresh, deleted once they are copied.
 	tree="$out/src/$upstream/linux"
-	# Nobody edits these trees: one that is not what tree.sh last made of
-	# it (a 'git am' cut short) is made again.
-	if [ -d "$tree/.git" ] &&
-	   [ "$(git -C "$tree" rev-parse HEAD)" != "$(cat "$tree/.git/harness-series.head" 2>/dev/null)" ]; then
-		rm -rf "$tree"
-	fi
+	rm -rf "$out/src"
 	"$here/scripts/tree.sh" "$deb" "$tree" "$patches" | sed 's/^/dkms: /'
 
 	dst="$pkg/$upstream"
@@ -55,6 +52,7 @@ while read -r srcver sha abis; do
 	grep -q 'EXPORT_SYMBOL_GPL(interval_tree_span_iter_advance)' \
 		"$dst/drivers/iommu/iommufd/interval_tree_span_iter.c" ||
 		{ echo "dkms: no span iterator in $upstream's lib/interval_tree.c" >&2; exit 1; }
+	rm -rf "$out/src"
 	for p in "$pkgsrc"/patches/*.patch; do
 		patch -d "$dst" -p1 -s --no-backup-if-mismatch -F0 < "$p" ||
 			{ echo "dkms: $(basename "$p") does not apply to $upstream" >&2; exit 1; }

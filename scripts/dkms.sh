@@ -25,11 +25,15 @@ while read -r srcver sha abis; do
 	upstream=${srcver%%-*}
 	echo "dkms: $upstream: linux-source-6.12 $srcver"
 	deb=$("$here/scripts/apt-fetch.sh" linux-source-6.12 "$srcver" "$sha" "$dl")
-	# A whole tree (2 GiB) for the few files the package takes: made
-	# afresh, deleted once they are copied.
+	# Not a whole tree (2 GiB): the directories of the files the series
+	# changes (drivers/vfio, include/linux, ... from "--- a/PATH") and
+	# lib/interval_tree.c. Made afresh, deleted once copied.
 	tree="$out/src/$upstream/linux"
 	rm -rf "$out/src"
-	"$here/scripts/tree.sh" "$deb" "$tree" "$patches" | sed 's/^/dkms: /'
+	only=$(grep -Ev '^(#|$)' "$patches/series" | sed "s|^|$patches/|" | xargs sed -n 's|^--- a/||p' |
+		awk -F/ '{ print (NF > 2 ? $1 "/" $2 : $0) }' | sort -u)
+	ONLY="$only lib/interval_tree.c" "$here/scripts/tree.sh" "$deb" "$tree" "$patches" |
+		sed 's/^/dkms: /'
 
 	dst="$pkg/$upstream"
 	mkdir -p "$dst"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Make the kernel work tree: the pristine base as the root commit (tag
 # "base"), then the series in patches/ applied with git am.
-# Usage: tree.sh DEB TREE PATCHDIR   (DEB: a linux-source .deb, or an
-# upstream .tar.xz)
+# Usage: [ONLY="PATH..."] tree.sh DEB TREE PATCHDIR   (DEB: a linux-source
+# .deb, or an upstream .tar.xz; ONLY: these files and directories of the
+# source, not the whole of it, as scripts/dkms.sh takes them)
 set -euo pipefail
 
 deb=$(realpath "$1") tree=$(realpath -m "$2") patches=$(realpath "$3")
@@ -51,7 +52,9 @@ case $deb in
 	top=$(ls "$tmp") ;;
 *)
 	dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$tmp" ./usr/src/linux-source-6.12.tar.xz
-	tar -xJf "$tmp/usr/src/linux-source-6.12.tar.xz" -C "$tmp"
+	only=()
+	for p in ${ONLY:-}; do only+=("linux-source-6.12/$p"); done
+	tar -xJf "$tmp/usr/src/linux-source-6.12.tar.xz" -C "$tmp" "${only[@]}"
 	rm "$tmp/usr/src/linux-source-6.12.tar.xz"
 	top=linux-source-6.12 ;;
 esac

@@ -42,11 +42,16 @@ run_check() { # NAME FUNCTION
 }
 kmake() { make -s -C "$ck" ARCH=x86_64 CC="$kcc" HOSTCC="$kcc" -j"$jobs" "$@"; }
 
-# 1. The series applies with git am on the pristine base.
-check_apply() {
+# The worktree (2 GiB), made afresh by each run.
+remove_worktree() {
 	git -C "$tree" worktree remove -f "$ck" 2>/dev/null
 	rm -rf "$ck"
 	git -C "$tree" worktree prune
+}
+
+# 1. The series applies with git am on the pristine base.
+check_apply() {
+	remove_worktree
 	git -C "$tree" worktree add -f --detach "$ck" base || return 1
 	while read -r p; do
 		git -C "$ck" am -q "$patches/$p" || { echo "$p does not apply"; return 1; }
@@ -285,10 +290,6 @@ echo
 printf '%-34s %-5s %6s\n' check result time
 printf '%s\n' "${results[@]}"
 echo "check: $((SECONDS - total)) s in all; logs in $logs"
-# The worktree (2 GiB) is made afresh each time; kept only to look at a
-# failure.
-if [ $failed -eq 0 ]; then
-	git -C "$tree" worktree remove -f "$ck" 2>/dev/null || rm -rf "$ck"
-	git -C "$tree" worktree prune
-fi
+# Kept only to look at a failure.
+[ $failed -ne 0 ] || remove_worktree
 exit $failed
